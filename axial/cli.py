@@ -26,9 +26,15 @@ COMMAND_MODULES = [
 ]
 
 
+_registered = False
+
+
 def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+    global _registered
+    if not _registered:
+        for name in COMMAND_MODULES:
+            importlib.import_module(name).register(app)
+        _registered = True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,246 @@
+"""train_expert: one PEFT LoRA expert per axis on the frozen base, through TRL's SFTTrainer / DPOTrainer.
+
+Output folder:
+  adapter_model.safetensors, adapter_config.json   a plain PEFT adapter (PeftModel.from_pretrained loads it)
+  axial_expert.json                                axis, data, split, injection, hyper-parameters, commit, metrics
+  expert_config.json                               the ExpertConfig (written first; a rerun must agree with it)
+  train_log.jsonl                                  one line per logged step (loss, lr, ...)
+  checkpoints/checkpoint-N/                        every `save_steps` steps; removed once training finishes
+
+Killed at any point and started again with the same config, training resumes from the last complete
+checkpoint (Trainer restores adapter, optimizer, scheduler, RNG and data position).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from axial.errors import AxialError
+from axial.experts.config import MIXED, ExpertConfig
+from axial.experts.data import build_examples, load_axis_records
+
+SIDECAR = "axial_expert.json"
+CONFIG_FILE = "expert_config.json"
+LOG_FILE = "train_log.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+def is_trained(out: str | Path) -> bool:
+    out = Path(out)
+    return (out / SIDECAR).exists() and (out / "adapter_model.safetensors").exists()
+
+
+def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None = None, *,
+                 base=None) -> Path:
+    """Train one expert and return its folder.
+
+    records: (axis, record) pairs to train on instead of loading `config.data` (the collapse report uses this
+    for the mixed-data adapter, where each record keeps its own axis's injection).
+    base: an already loaded (model, tokenizer) to reuse; its weights are not modified (LoRA only) but PEFT
+    wraps its linear layers, so pass a fresh copy per call.
+    """
+    out = Path(config.out)
+    if is_trained(out) and not config.overwrite:
+        return out
+    if config.overwrite and out.exists():
+        shutil.rmtree(out)
+    _check_resume_config(config, out)
+    if records is None:
+        if config.axis == MIXED:
+            raise AxialError("ExpertConfig.axis: 'mixed' needs records tagged with their axes (Python API)")
+        if not config.data:
+            raise AxialError("ExpertConfig.data: at least one data source is required")
+        loaded = load_axis_records(config.data, method=config.method, split=config.split, limit=config.limit)
+        records = [(config.axis, r) for r in loaded]
+    examples = build_examples(records, config.method, config.inject)
+    train_ex, val_ex = _split_validation(examples, config.val_size, config.seed)
+    if not train_ex:
+        raise AxialError(f"ExpertConfig.val_size: {config.val_size} leaves no training examples "
+                         f"(only {len(examples)} records)")
+
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    model, tok = base if base is not None else _load_base(config)
+    trainer = _make_trainer(config, model, tok, train_ex, val_ex, out)
+    checkpoint = last_checkpoint(out / CHECKPOINTS)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    metrics = {"train_loss": result.training_loss, "global_step": trainer.state.global_step,
+               "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
+               "runtime_s_this_run": round(time.time() - started, 1)}
+    metrics.update(_throughput(trainer, time.time() - started, _step_of(checkpoint)))
+    if val_ex:
+        metrics.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
+    trainer.model.save_pretrained(str(out), selected_adapters=["default"], safe_serialization=True)
+    _write_sidecar(config, out, metrics, records)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    return out
+
+
+def _split_validation(examples: list[dict], val_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """A held-out slice of the TRAINING split for a validation loss (never the benchmark's test items)."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_val = min(val_size, len(examples) // 5)
+    val = [examples[i] for i in order[:n_val]]
+    train = [examples[i] for i in order[n_val:]]
+    return train, val
+
+
+def _load_base(config: ExpertConfig):
+    from axial.models import load_model
+
+    # Loaded on CPU; the Trainer (or `accelerate launch`) moves it to the right device, so nothing here
+    # names a device. The frozen base is kept in bf16 when training in bf16: it is only read.
+    model, tok = load_model(config.model, dtype="bf16" if _use_bf16(config) else "fp32", device="cpu")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def _use_bf16(config: ExpertConfig) -> bool:
+    import torch
+
+    if config.dtype != "auto":
+        return config.dtype == "bf16"
+    # bf16 autocast is ~2.7x faster than fp32 on recent x86 CPUs and standard on Ampere+ GPUs.
+    return torch.cuda.is_bf16_supported() if torch.cuda.is_available() else True
+
+
+def _lora_config(config: ExpertConfig):
+    from peft import LoraConfig
+
+    targets = config.target_modules
+    target = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=target, task_type="CAUSAL_LM", bias="none")
+
+
+def _make_trainer(config: ExpertConfig, model, tok, train_ex, val_ex, out: Path):
+    from datasets import Dataset
+
+    peft_config = _lora_config(config)
+    if config.init_adapter:
+        from peft import PeftModel
+
+        # Continue training an existing adapter (sequential training: axis after axis on one adapter).
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        peft_config = None
+    common = dict(
+        output_dir=str(out / CHECKPOINTS), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps,
+        lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay, logging_steps=1, save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
+        bf16=_use_bf16(config), gradient_checkpointing=config.gradient_checkpointing, max_length=config.max_length,
+        report_to="none", eval_strategy="no", include_num_input_tokens_seen="non_padding",
+        disable_tqdm=False, dataloader_num_workers=0)
+    train_ds = Dataset.from_list(train_ex)
+    val_ds = Dataset.from_list(val_ex) if val_ex else None
+    callbacks = [JsonlLogCallback(out / LOG_FILE)]
+    if config.method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        args = SFTConfig(completion_only_loss=True, **common)
+        return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                          processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(beta=config.beta, **common)
+    return DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                      processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest COMPLETE checkpoint (a kill during saving can leave a newer, partial one)."""
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+            and p.name.split("-")[-1].isdigit()]
+    return max(done, key=_step_of) if done else None
+
+
+def _step_of(checkpoint: Path | None) -> int:
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
+def _check_resume_config(config: ExpertConfig, out: Path) -> None:
+    saved = out / CONFIG_FILE
+    if not saved.exists() or last_checkpoint(out / CHECKPOINTS) is None:
+        return
+    previous = ExpertConfig.load(saved).training_fields()
+    changed = {k: (previous[k], v) for k, v in config.training_fields().items() if previous[k] != v}
+    if changed:
+        detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise AxialError(f"{out}: has checkpoints from a different config ({detail}); rerun with the same "
+                         "settings to resume, or pass overwrite=true to start over")
+
+
+def _throughput(trainer, seconds: float, resumed_step: int) -> dict:
+    steps = trainer.state.global_step - resumed_step
+    tokens = getattr(trainer.state, "num_input_tokens_seen", 0) or 0
+    out = {"sec_per_step_this_run": round(seconds / steps, 3) if steps else None,
+           "tokens_seen": int(tokens)}
+    if steps and tokens:
+        # tokens_seen counts the whole run; scale to the steps done in this process for a fair rate.
+        out["tokens_per_s_this_run"] = round(tokens * steps / trainer.state.global_step / seconds, 1)
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> None:
+    from axial.axes import get_axis
+
+    axes = sorted({axis for axis, _ in records})
+    sidecar = {
+        "axis": config.axis,
+        "method": config.method,
+        "base_model": config.model,
+        "data": list(config.data),
+        "split": config.split,
+        "limit": config.limit,
+        "n_records": len(records),
+        "injection": {
+            "enabled": config.inject,
+            "text": {a: get_axis(a).injection for a in axes} if config.inject else None,
+            # AlignX stage 1: the injection is a training-time device only.
+            "at_inference": False,
+        },
+        "hyperparameters": {k: v for k, v in config.to_dict().items()
+                            if k not in ("axis", "data", "out", "model", "method", "inject", "split", "overwrite")},
+        "git_commit": _git_commit(),
+        "metrics": metrics,
+    }
+    tmp = out / (SIDECAR + ".tmp")
+    tmp.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
+    os.replace(tmp, out / SIDECAR)
+
+
+class JsonlLogCallback:
+    """Appends each Trainer log (loss, lr, grad norm) as one JSON line; a resumed run keeps appending."""
+
+    def __new__(cls, path: Path):
+        from transformers import TrainerCallback
+
+        class _Callback(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and state.is_world_process_zero:
+                    with open(path, "a") as f:
+                        f.write(json.dumps({"step": state.global_step, "time": round(time.time(), 2),
+                                            **logs}) + "\n")
+
+        return _Callback()

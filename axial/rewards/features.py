@@ -1,0 +1,184 @@
+"""Frozen-encoder features for reward heads: one batched forward pass per (prompt, response), cached on disk.
+
+Training a head on cached features takes seconds, so layer / pooling / regularisation can be chosen on a dev
+split without re-running the encoder. The cache is chunked safetensors files keyed by a hash of each text, so a
+killed run resumes from its last finished chunk and a second reward model on the same data reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from axial.data.records import Message
+from axial.errors import AxialError
+
+POOLINGS = ("last", "mean")
+CHUNK = 128
+
+
+@dataclass(frozen=True)
+class Item:
+    """A prompt (chat messages) and one response to it: the unit a reward model scores."""
+
+    messages: tuple[tuple[str, str], ...]
+    response: str
+
+    @classmethod
+    def of(cls, messages: Sequence[Message], response: str) -> Item:
+        return cls(tuple((m["role"], m["content"]) for m in messages), response)
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps([self.messages, self.response]).encode()).hexdigest()
+
+    def message_list(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+class Encoder:
+    """A frozen model (causal LM or encoder, via AutoModel) that turns items into pooled hidden states."""
+
+    def __init__(self, spec: str, *, dtype: str = "bf16", max_length: int = 512, max_response_tokens: int = 256,
+                 batch_size: int = 8, model=None, tokenizer=None):
+        self.spec, self.dtype, self.batch_size = spec, dtype, batch_size
+        self.max_length, self.max_response_tokens = max_length, max_response_tokens
+        if max_response_tokens >= max_length:
+            raise AxialError(f"encoder: max_response_tokens ({max_response_tokens}) must be < max_length "
+                             f"({max_length}) so some of the prompt fits")
+        self._model, self._tok = model, tokenizer
+
+    def _load(self):
+        if self._model is None:
+            from transformers import AutoModel, AutoTokenizer
+
+            from axial.models import resolve_dtype, resolve_device, resolve_model_path
+
+            path = resolve_model_path(self.spec)
+            device = resolve_device("auto")
+            try:
+                self._tok = AutoTokenizer.from_pretrained(path)
+                # AutoModel gives the bare transformer for causal LMs and encoders alike: no LM head to compute.
+                self._model = AutoModel.from_pretrained(path, dtype=resolve_dtype(self.dtype, device),
+                                                        use_safetensors=True).to(device).eval()
+            except OSError as e:
+                raise AxialError(f"reward encoder '{self.spec}': cannot load from '{path}': {e}") from e
+            if self._tok.pad_token is None:
+                self._tok.pad_token = self._tok.eos_token
+        return self._model, self._tok
+
+    @property
+    def num_layers(self) -> int:
+        model, _ = self._load()
+        return int(model.config.num_hidden_layers)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies everything that changes the features, so a cache is never reused across settings."""
+        model, _ = self._load()
+        name = getattr(model.config, "_name_or_path", "") or self.spec
+        blob = json.dumps([self.spec, name, str(model.dtype), self.max_length, self.max_response_tokens])
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def _ids(self, item: Item) -> tuple[list[int], int]:
+        """Token ids (prompt left-truncated, response right-truncated) and where the response starts."""
+        _, tok = self._load()
+        messages = item.message_list()
+        if tok.chat_template:
+            prompt_text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            prompt_text = "".join(f"\n\n{m['role'].capitalize()}: {m['content']}" for m in messages)
+            prompt_text += "\n\nAssistant: "
+        prompt = tok(prompt_text, add_special_tokens=False)["input_ids"]
+        # The end-of-turn token closes the response, so `last` pooling reads a state that has seen all of it.
+        response = tok(item.response, add_special_tokens=False)["input_ids"][: self.max_response_tokens]
+        if tok.eos_token_id is not None:
+            response = response + [tok.eos_token_id]
+        # Keep the end of a long dialogue: the turns nearest the response matter most.
+        prompt = prompt[max(0, len(prompt) - (self.max_length - len(response))):]
+        return prompt + response, len(prompt)
+
+    def encode(self, items: Sequence[Item], layers: Sequence[int], *, progress: bool = True,
+               desc: str = "encode") -> dict[str, object]:
+        """{f"{pooling}.{layer}": float tensor [len(items), hidden]} for every pooling and requested layer."""
+        import torch
+
+        model, tok = self._load()
+        n_layers = self.num_layers
+        for layer in layers:
+            if not 0 <= layer <= n_layers:
+                raise AxialError(f"reward encoder '{self.spec}': layer {layer} out of range 0..{n_layers}")
+        encoded = [self._ids(it) for it in items]
+        order = sorted(range(len(items)), key=lambda i: len(encoded[i][0]))
+        hidden = model.config.hidden_size
+        out = {f"{p}.{layer}": torch.zeros(len(items), hidden) for p in POOLINGS for layer in layers}
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            width = max(len(encoded[i][0]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            resp = torch.zeros((len(idx), width), dtype=torch.float32)
+            for row, i in enumerate(idx):
+                seq, start_resp = encoded[i]
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+                resp[row, start_resp:len(seq)] = 1.0
+            with torch.no_grad():
+                states = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                               output_hidden_states=True).hidden_states
+            last = mask.sum(1) - 1
+            for layer in layers:
+                h = states[layer].float().cpu()
+                out[f"last.{layer}"][idx] = h[torch.arange(len(idx)), last]
+                # Mean over the response tokens only: the prompt is shared by both sides of a pair.
+                out[f"mean.{layer}"][idx] = (h * resp[..., None]).sum(1) / resp.sum(1, keepdim=True)
+            bar.update(len(idx))
+        bar.close()
+        return out
+
+
+def cached_features(encoder: Encoder, items: Sequence[Item], layers: Sequence[int], cache_dir: Path | None,
+                    *, progress: bool = True, desc: str = "encode") -> dict[str, object]:
+    """Features for `items` (same keys as Encoder.encode), computing only what the cache lacks."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if cache_dir is None:
+        # Rounded like the cache, so a head scores exactly the features it was trained on.
+        feats = encoder.encode(items, layers, progress=progress, desc=desc)
+        return {k: v.to(torch.bfloat16).float() for k, v in feats.items()}
+    root = Path(cache_dir) / encoder.fingerprint
+    root.mkdir(parents=True, exist_ok=True)
+    keys = [f"{p}.{layer}" for p in POOLINGS for layer in layers]
+    known: dict[str, dict[str, object]] = {}
+    for chunk in sorted(root.glob("chunk-*.safetensors")):
+        meta_path = chunk.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+        if meta is None or not set(keys) <= set(meta["features"]):
+            continue  # written for other layers; recomputed below rather than mixing settings
+        tensors = load_file(chunk)
+        for row, text_key in enumerate(meta["keys"]):
+            known[text_key] = {k: tensors[k][row] for k in keys}
+    missing = list(dict.fromkeys(it for it in items if it.key not in known))
+    if missing:
+        bar = tqdm(total=len(missing), desc=desc, disable=not progress)
+        for start in range(0, len(missing), CHUNK):
+            part = missing[start:start + CHUNK]
+            feats = encoder.encode(part, layers, progress=False)
+            name = root / f"chunk-{hashlib.sha1(''.join(it.key for it in part).encode()).hexdigest()[:12]}"
+            save_file({k: v.to(torch.bfloat16).contiguous() for k, v in feats.items()}, f"{name}.safetensors")
+            # The metadata is written last: a chunk without it is ignored, so a kill never leaves a half chunk.
+            name.with_suffix(".json").write_text(json.dumps({"keys": [it.key for it in part],
+                                                             "features": sorted(feats)}))
+            for row, it in enumerate(part):
+                known[it.key] = {k: feats[k][row].to(torch.bfloat16) for k in keys}
+            bar.update(len(part))
+        bar.close()
+    return {k: torch.stack([known[it.key][k] for it in items]).float() for k in keys}
