@@ -1,0 +1,90 @@
+"""The one mixture layer: y = W x + Σ_k g_k · s_k · B_k A_k x, as two matmuls over stacked experts.
+
+PEFT keeps one module per adapter and loops over them (time grows with K; peft#2283) and merges weighted
+adapters with A/B cross terms (peft#3004). Here all K experts sit in one A_cat [K*r, in] and one
+B_cat [out, K*r] (scaling folded into B), and the weights multiply the K*r intermediate activations:
+exact output-level mixing, cost independent of K beyond the matmul width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from axial.errors import AxialError
+
+
+class RoutingState:
+    """Where the MixtureLinears of one model read their weights from (shared, plain object: not a Module).
+
+    Either static `weights` ([K] global, [B, K] per row, [B, T, K] per token) or, while a router is set, the
+    per-layer gates [B, T, K] that the decoder-layer pre-hooks write before each block runs.
+    """
+
+    def __init__(self, num_experts: int):
+        self.num_experts = num_experts
+        self.weights: torch.Tensor | None = None
+        self.routed = False
+        self.gates: dict[int, torch.Tensor] = {}
+
+    def weights_for(self, layer_idx: int | None) -> torch.Tensor | None:
+        if not self.routed:
+            return self.weights
+        if layer_idx is None:
+            raise AxialError("a router is set, but this mixture module is outside the decoder layers, where no "
+                             "hidden state is routed; restrict target_modules to the decoder layers")
+        return self.gates[layer_idx]
+
+
+class MixtureLinear(nn.Module):
+    """Wraps a base nn.Linear (kept as `base_layer`, untouched) with K stacked LoRA experts."""
+
+    def __init__(self, base_layer: nn.Linear, A_cat: torch.Tensor, B_cat: torch.Tensor, scaling: torch.Tensor,
+                 r_max: int, state: RoutingState, layer_idx: int | None, name: str = ""):
+        super().__init__()
+        self.base_layer = base_layer
+        w = base_layer.weight
+        k = scaling.numel()
+        if A_cat.shape != (k * r_max, base_layer.in_features) or B_cat.shape != (base_layer.out_features, k * r_max):
+            raise AxialError(f"module '{name}': experts have shape [{B_cat.shape[0]}x{A_cat.shape[1]}], "
+                             f"the base linear [{base_layer.out_features}x{base_layer.in_features}]")
+        scale_cols = scaling.float().repeat_interleave(r_max)
+        # Non-persistent: the model's state_dict (and save_pretrained) stays the base model's.
+        self.register_buffer("lora_A", A_cat.to(device=w.device, dtype=w.dtype), persistent=False)
+        self.register_buffer("lora_B", (B_cat.float() * scale_cols).to(device=w.device, dtype=w.dtype),
+                             persistent=False)
+        self.num_experts, self.r_max, self.layer_idx, self.name = k, r_max, layer_idx, name
+        # Not a Module attribute: the state is shared by every MixtureLinear of the model.
+        self.__dict__["state"] = state
+
+    def delta_weight(self, weights: torch.Tensor) -> torch.Tensor:
+        """Σ_k w_k s_k B_k A_k for global weights [K]: what folding the mixture into W adds (fp32)."""
+        cols = weights.float().to(self.lora_A.device).repeat_interleave(self.r_max)
+        return (self.lora_B.float() * cols) @ self.lora_A.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base_layer(x)
+        g = self.state.weights_for(self.layer_idx)
+        if g is None:
+            return y
+        h = F.linear(x, self.lora_A)  # [..., K*r]
+        lead = h.shape[:-1]
+        h = h.view(*lead, self.num_experts, self.r_max)
+        g = g.to(dtype=h.dtype)
+        if g.dim() == 1:
+            h = h * g[:, None]
+        elif g.dim() == 2:  # per row: [B, K] -> [B, 1.., K, 1]
+            if g.shape[0] != lead[0]:
+                raise AxialError(f"mixture weights have {g.shape[0]} rows but the batch has {lead[0]}; per-row "
+                                 "weights must match the batch (repeat them for num_return_sequences/beams)")
+            h = h * g.view(g.shape[0], *([1] * (len(lead) - 1)), self.num_experts, 1)
+        else:
+            if tuple(g.shape[:-1]) != tuple(lead):
+                raise AxialError(f"per-token mixture weights have shape {list(g.shape)}, the activations "
+                                 f"{list(lead)} x K={self.num_experts}")
+            h = h * g[..., None]
+        return y + F.linear(h.reshape(*lead, -1), self.lora_B)
+
+    def extra_repr(self) -> str:
+        return f"experts={self.num_experts}, r_max={self.r_max}, layer={self.layer_idx}"

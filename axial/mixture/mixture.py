@@ -1,0 +1,218 @@
+"""`Mixture`: attach K experts to a model in place and choose where their weights come from.
+
+    mixture = Mixture.attach(model, ["adapters/helpful", "adapters/harmless"])
+    mixture.set_weights([0.7, 0.3])                 # global λ
+    with mixture.weights([[1, 0], [0.5, 0.5]]): ... # one row of weights per batch row
+    mixture.set_router(router, GateConfig(temperature=2.0))  # per token, from the hidden state
+    mixture.set_weights(None)                       # the base model, LoRA path skipped
+    mixture.detach()                                # the original modules back
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from axial.errors import AxialError
+from axial.mixture.experts import Expert, ExpertSet, load_experts
+from axial.mixture.layer import MixtureLinear, RoutingState
+from axial.mixture.routing import GateConfig
+
+_LAYER = re.compile(r"^(?P<prefix>.*?\.?layers)\.(?P<idx>\d+)\.")
+
+
+class Mixture:
+    def __init__(self, model: nn.Module, experts: ExpertSet, modules: dict[str, MixtureLinear],
+                 originals: dict[str, nn.Module], layers: dict[int, nn.Module]):
+        self.model, self.experts = model, experts
+        self.modules, self._originals, self._layers = modules, originals, layers
+        self.state = modules[next(iter(modules))].state
+        self.router: nn.Module | None = None
+        self.gate = GateConfig()
+        self._hooks: list = []
+        self.attached = True
+
+    # ---- construction -------------------------------------------------------------------------------
+    @classmethod
+    def attach(cls, model: nn.Module, experts: ExpertSet | Sequence[str | Expert | ExpertSet],
+               names: Sequence[str] | None = None, target_modules: Sequence[str] | None = None) -> Mixture:
+        """Replace every target linear (default: all modules any expert touches) with a MixtureLinear.
+
+        `target_modules` restricts by name or name suffix (PEFT style: "q_proj" or "layers.0.mlp.up_proj").
+        """
+        if getattr(model, "axial_mixture", None) is not None:
+            raise AxialError("this model already has a mixture attached; detach() it first")
+        experts = experts if isinstance(experts, ExpertSet) and names is None else load_experts(
+            [experts] if isinstance(experts, ExpertSet) else experts, names)
+        wanted = experts.module_names
+        if target_modules is not None:
+            wanted = [m for m in wanted if any(m == t or m.endswith("." + t) for t in target_modules)]
+            if not wanted:
+                raise AxialError(f"target_modules={list(target_modules)} match none of the experts' modules "
+                                 f"(e.g. {experts.module_names[:3]})")
+        named = dict(model.named_modules())
+        missing = [m for m in wanted if m not in named]
+        if missing:
+            raise AxialError(f"the experts adapt {len(missing)} module(s) the model does not have (first: "
+                             f"'{missing[0]}'); were they trained on a different base model?")
+        state = RoutingState(len(experts))
+        modules, originals, layers = {}, {}, {}
+        for name in wanted:
+            base = named[name]
+            if not isinstance(base, nn.Linear):
+                raise AxialError(f"module '{name}' is a {type(base).__name__}, not nn.Linear; only linear "
+                                 "layers can carry LoRA experts")
+            layer_idx = None
+            m = _LAYER.match(name)
+            if m:
+                layer_idx = int(m["idx"])
+                layers[layer_idx] = model.get_submodule(f"{m['prefix']}.{layer_idx}")
+            A, B, scaling, r_max = experts.stacked(name)
+            modules[name] = MixtureLinear(base, A, B, scaling, r_max, state, layer_idx, name)
+            originals[name] = base
+        mixture = cls(model, experts, modules, originals, layers)
+        mixture._swap(modules)
+        model.axial_mixture = mixture
+        return mixture
+
+    def _swap(self, table: dict[str, nn.Module]) -> None:
+        for name, module in table.items():
+            parent, _, child = name.rpartition(".")
+            setattr(self.model.get_submodule(parent) if parent else self.model, child, module)
+
+    def detach(self) -> None:
+        """Put the original linears back and forget the router; the model is the plain base model again."""
+        self.set_router(None)
+        self._swap(self._originals)
+        self.model.axial_mixture = None
+        self.attached = False
+
+    @contextlib.contextmanager
+    def detached(self):
+        """The original modules in place for the duration (e.g. to save_pretrained a clean model)."""
+        self._swap(self._originals)
+        try:
+            yield self.model
+        finally:
+            self._swap(self.modules)
+
+    # ---- weights -------------------------------------------------------------------------------------
+    @property
+    def expert_names(self) -> list[str]:
+        return self.experts.names
+
+    @property
+    def num_experts(self) -> int:
+        return len(self.experts)
+
+    @property
+    def device(self):
+        return next(iter(self.modules.values())).lora_A.device
+
+    def as_weights(self, w) -> torch.Tensor | None:
+        """Validate w: None, a {name: weight} dict (missing names = 0), or anything tensor-like [..., K]."""
+        if w is None:
+            return None
+        if isinstance(w, dict):
+            unknown = sorted(set(w) - set(self.expert_names))
+            if unknown:
+                raise AxialError(f"mixture weights name unknown expert(s) {unknown}; experts: {self.expert_names}")
+            w = [float(w.get(n, 0.0)) for n in self.expert_names]
+        t = torch.as_tensor(w, dtype=torch.float32).detach()
+        if t.dim() not in (1, 2, 3) or t.shape[-1] != self.num_experts:
+            raise AxialError(f"mixture weights: expected shape [K], [B, K] or [B, T, K] with K="
+                             f"{self.num_experts} ({self.expert_names}), got {list(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise AxialError(f"mixture weights: must be finite, got {w}")
+        return t.to(self.device)
+
+    def set_weights(self, w) -> None:
+        """Static weights (None = base model). Ignored while a router is set: the router decides."""
+        self.state.weights = self.as_weights(w)
+
+    @property
+    def current_weights(self) -> torch.Tensor | None:
+        return self.state.weights
+
+    @contextlib.contextmanager
+    def weights(self, w):
+        old = self.state.weights
+        self.set_weights(w)
+        try:
+            yield self
+        finally:
+            self.state.weights = old
+
+    def row_weights(self, per_prompt) -> callable:
+        """For `generate_responses(row_kwargs=...)`: sets each batch's per-row weights from a list aligned
+        with the prompts (generate_responses reorders prompts into batches by length)."""
+        table = self.as_weights(per_prompt)
+        if table is None or table.dim() != 2:
+            raise AxialError("row_weights: expected one weight vector per prompt, shape [N, K]")
+
+        def for_rows(idx) -> dict:
+            self.state.weights = table[list(idx)]
+            return {}
+
+        return for_rows
+
+    # ---- router --------------------------------------------------------------------------------------
+    def set_router(self, router: nn.Module | None, gate: GateConfig | None = None) -> None:
+        """Route per token: `router(hidden [B,T,H], layer_idx) -> logits [B,T,K]`, gated by `gate`.
+
+        None removes the router (and its hooks); static weights apply again.
+        """
+        for h in self._hooks:
+            h.remove()
+        self._hooks, self.router = [], router
+        self.state.gates.clear()
+        self.state.routed = router is not None
+        if router is None:
+            return
+        if not self._layers:
+            raise AxialError("set_router: none of the mixture's modules is inside a decoder layer "
+                             "(model.model.layers.N), so there is no hidden state to route on")
+        names = getattr(router, "expert_names", None)
+        if names is not None and list(names) != self.expert_names:
+            raise AxialError(f"router was built for experts {list(names)}, the mixture has {self.expert_names}")
+        self.gate = gate or GateConfig()
+        for idx, layer in self._layers.items():
+            self._hooks.append(layer.register_forward_pre_hook(self._route_hook(idx), with_kwargs=True))
+
+    def _route_hook(self, idx: int):
+        def hook(_module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            out = self.router(hidden, idx)
+            if out.shape != (*hidden.shape[:-1], self.num_experts):
+                raise AxialError(f"router returned shape {list(out.shape)} at layer {idx}; expected "
+                                 f"{[*hidden.shape[:-1], self.num_experts]}")
+            self.state.gates[idx] = out if getattr(self.router, "produces_weights", False) else self.gate(out)
+            return None
+
+        return hook
+
+    # ---- inspection ----------------------------------------------------------------------------------
+    def delta_weights(self, w) -> dict[str, torch.Tensor]:
+        """{module: Σ_k w_k s_k B_k A_k} (fp32) for global weights [K]: the update folding the mixture adds."""
+        t = self.as_weights(w)
+        if t is None or t.dim() != 1:
+            raise AxialError("delta_weights: needs one global weight vector [K]")
+        return {name: m.delta_weight(t) for name, m in self.modules.items()}
+
+    def __repr__(self) -> str:
+        w = self.state.weights
+        src = "router" if self.router is not None else ("base" if w is None else f"weights{list(w.shape)}")
+        return (f"Mixture(experts={self.expert_names}, modules={len(self.modules)}, source={src}, "
+                f"attached={self.attached})")
+
+
+def uniform_weights(k: int) -> list[float]:
+    return [1.0 / k] * k
+
+
+def one_hot(k: int, i: int) -> list[float]:
+    return [1.0 if j == i else 0.0 for j in range(k)]
