@@ -261,11 +261,17 @@ def _pku_saferlhf(r: Row, axis: str | None) -> Record:
                             id=r.default_id, source=r.source, meta=meta | r.extras())
 
 
+# The TruthfulQA CSV's column names; the hub copy (truthfulqa/truthful_qa, "generation") uses the snake_case keys.
+_TQA_CSV = {"question": "Question", "best_answer": "Best Answer", "correct_answers": "Correct Answers",
+            "incorrect_answers": "Incorrect Answers", "category": "Category", "type": "Type", "source": "Source"}
+
+
 def _truthfulqa(r: Row, axis: str | None) -> Record:
-    question, best = r.text("Question"), r.text("Best Answer")
-    correct, incorrect = r.answer_list("Correct Answers"), r.answer_list("Incorrect Answers")
-    category, qtype = r.text("Category", required=False), r.text("Type", required=False)
-    meta = {"reference": r.text("Source", required=False)} | r.extras()
+    n = _TQA_CSV if "Question" in r.data else {k: k for k in _TQA_CSV}
+    question, best = r.text(n["question"]), r.text(n["best_answer"])
+    correct, incorrect = r.answer_list(n["correct_answers"]), r.answer_list(n["incorrect_answers"])
+    category, qtype = r.text(n["category"], required=False), r.text(n["type"], required=False)
+    meta = {"reference": r.text(n["source"], required=False)} | r.extras()
     return QARecord(question, best, correct, incorrect, category=category, type=qtype, axis=axis,
                     id=r.default_id, source=r.source, meta=meta)
 
@@ -303,11 +309,18 @@ class Kind:
     description: str
 
 
-def _kind(name, record_type, convert, signature, axis, description) -> Kind:
-    return Kind(name, record_type, convert, frozenset(signature), axis, description)
+    excludes: frozenset[str] = frozenset()  # fields whose presence rules the kind out
+
+    def matches(self, keys: set[str]) -> bool:
+        return self.signature <= keys and not self.excludes & keys
 
 
-# Ordered most specific first: detection takes the first kind whose signature fields are all present.
+def _kind(name, record_type, convert, signature, axis, description, excludes=()) -> Kind:
+    return Kind(name, record_type, convert, frozenset(signature), axis, description, frozenset(excludes))
+
+
+# Ordered most specific first: detection takes the first kind whose signature fields are all present (and
+# none of its excluded fields).
 KINDS: dict[str, Kind] = {k.name: k for k in (
     _kind("alpaca_eval_annotations", PreferenceRecord, _alpaca_eval_annotations,
           {"instruction", "output_1", "output_2", "preference"}, "helpful",
@@ -323,6 +336,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
           "Alpaca JSON: instruction, input (optional), output"),
     _kind("truthfulqa", QARecord, _truthfulqa, {"Question", "Best Answer"}, "honest",
           "TruthfulQA CSV: Type, Category, Question, Best Answer, Correct Answers, Incorrect Answers, Source"),
+    _kind("truthfulqa_hf", QARecord, _truthfulqa,
+          {"question", "best_answer", "correct_answers", "incorrect_answers", "source"}, "honest",
+          "TruthfulQA from the hub (truthfulqa/truthful_qa, generation): the CSV's fields in snake_case",
+          excludes={"axis", "id", "meta"}),
     _kind("qa", QARecord, _qa, {"question", "best_answer"}, None, "axial QARecord JSONL"),
     _kind("preference", PreferenceRecord, _preference, {"messages", "chosen", "rejected"}, None,
           "axial PreferenceRecord JSONL"),
@@ -336,4 +353,4 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 
 def detect_kind(row: dict[str, Any]) -> Kind | None:
     keys = set(row)
-    return next((k for k in KINDS.values() if k.signature <= keys), None)
+    return next((k for k in KINDS.values() if k.matches(keys)), None)

@@ -194,7 +194,13 @@ def _file_rows(path: Path, display: str) -> Iterator[_Raw]:
         return _csv_rows(text, display)
     if suffix == ".json" and text.lstrip().startswith("["):
         return _json_list_rows(text, display)
-    # A .json file of one object per line is JSONL under another name (common for hub exports).
+    if suffix == ".json":
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # one object per line: JSONL under another name (common for hub exports)
+        if isinstance(whole, dict):
+            return iter([_object(whole, 1, display)])
     return _jsonl_rows(text, display)
 
 

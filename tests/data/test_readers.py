@@ -391,3 +391,24 @@ def test_hub_failures_become_clear_errors(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", two_splits)
     with pytest.raises(AxialError, match=r"has splits \['train', 'test'\]"):
         load_records("owner/name")
+
+
+def test_truthfulqa_hub_layout_is_detected(tmp_path):
+    row = {"type": "Adversarial", "category": "Health", "question": "Q?", "best_answer": "b",
+           "best_incorrect_answer": "w", "correct_answers": ["b", "c"], "incorrect_answers": ["w"],
+           "source": "https://x"}
+    res = load_records(jsonl(tmp_path / "tqa.jsonl", [row]))
+    (rec,) = res.records
+    assert res.kind == "truthfulqa_hf" and rec.correct_answers == ["b", "c"] and rec.axis == "honest"
+    assert rec.meta == {"reference": "https://x", "best_incorrect_answer": "w"}
+
+
+def test_json_file_with_a_single_object(tmp_path):
+    p = tmp_path / "one.json"
+    p.write_text(json.dumps({"instruction": "i", "output": "o"}, indent=2))
+    assert len(load_records(p)) == 1
+    p.write_text(json.dumps({"data": [{"instruction": "i", "output": "o"}]}, indent=2))
+    with pytest.raises(DataError, match=r"cannot tell the dataset kind from fields \['data'\]"):
+        load_records(p)
+    jsonl(p, [GOOD, GOOD])  # JSON Lines under a .json name
+    assert len(load_records(p)) == 2
