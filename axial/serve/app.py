@@ -1,0 +1,396 @@
+"""The FastAPI app: OpenAI-compatible endpoints in front of the batching scheduler.
+
+    POST /v1/chat/completions, /v1/completions   (stream=True: server-sent events)
+    GET  /v1/models, /health, /metrics
+
+Per request the mixture weights come from the model name (`embedded` = the base model, `embedded:<preset>`
+= a fixed preference) or from `"axial": {"preference": {...}}` / `"axial": {"routing": "mocae"}` in the body
+(the OpenAI client's `extra_body`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from axial.errors import AxialError
+from axial.serve import protocol as p
+from axial.serve.config import ServeConfig
+from axial.serve.engine import Engine, GenRequest
+from axial.serve.metrics import Metrics
+from axial.serve.scheduler import Draining, QueueFull, Row, Scheduler
+
+log = logging.getLogger("axial.serve")
+
+
+def default_presets(expert_names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """One preset per expert, `balanced` (equal weights) and, with a harmless expert, `safe`."""
+    names = list(expert_names)
+    presets = {n: {n: 1.0} for n in names}
+    if len(names) > 1:
+        presets["balanced"] = {n: 1.0 for n in names}
+        if "harmless" in names:
+            # Mostly harmless, the rest shared: refuses harm but still answers ordinary requests.
+            rest = [n for n in names if n != "harmless"]
+            presets["safe"] = {"harmless": 0.6, **{n: 0.4 / len(rest) for n in rest}}
+    return presets
+
+
+def preference_weights(pref: dict, expert_names: Sequence[str], param: str) -> tuple[float, ...]:
+    """Validate a {axis: weight} preference against the served experts; normalise it to sum to 1."""
+    if not expert_names:
+        raise p.APIError(400, f"{param}: this server has no experts loaded (start it with --experts)",
+                         param=param)
+    for axis, w in pref.items():
+        if axis not in expert_names:
+            raise p.APIError(400, f"{param}.{axis}: unknown axis '{axis}'; this server's experts: "
+                             f"{list(expert_names)}", param=f"{param}.{axis}")
+        if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+            raise p.APIError(400, f"{param}.{axis}: must be a finite number >= 0, got {w!r}",
+                             param=f"{param}.{axis}")
+    total = sum(pref.values())
+    if total <= 0:
+        raise p.APIError(400, f"{param}: weights must not all be zero", param=param)
+    return tuple(float(pref.get(n, 0.0)) / total for n in expert_names)
+
+
+@dataclass
+class _Route:
+    weights: tuple[float, ...] | None
+    routing: str
+
+    def describe(self, expert_names: Sequence[str]) -> dict:
+        if self.routing == "mocae":
+            return {"routing": "mocae"}
+        if self.weights is None:
+            return {"routing": "base"}
+        return {"routing": "preference", "weights": dict(zip(expert_names, self.weights, strict=True))}
+
+
+class ServerState:
+    def __init__(self, engine: Engine, config: ServeConfig, api_keys: Sequence[str]):
+        self.engine, self.config = engine, config
+        self.api_keys = [k.encode() for k in api_keys if k]
+        self.metrics = Metrics(config.max_batch)
+        self.scheduler = Scheduler(engine, self.metrics, max_batch=config.max_batch, max_queue=config.max_queue,
+                                   batch_window_s=config.batch_window_ms / 1000)
+        self.base_name = config.name or engine.name
+        presets = config.presets or default_presets(engine.expert_names)
+        self.models: dict[str, _Route] = {self.base_name: _Route(None, "weights")}
+        for preset, pref in presets.items():
+            try:
+                weights = preference_weights(pref, engine.expert_names, f"ServeConfig.presets.{preset}")
+            except p.APIError as e:
+                raise AxialError(e.message) from None
+            self.models[f"{self.base_name}:{preset}"] = _Route(weights, "weights")
+        if engine.has_router:
+            self.models[f"{self.base_name}:mocae"] = _Route(None, "mocae")
+
+    def begin_shutdown(self) -> None:
+        self.scheduler.drain(self.config.drain_timeout_s)
+
+    def check_key(self, request: Request) -> None:
+        if not self.api_keys:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token_b = token.strip().encode()
+        # compare_digest against every key (no early exit on a match) keeps the timing independent of which.
+        ok = [hmac.compare_digest(token_b, k) for k in self.api_keys]
+        if scheme.lower() != "bearer" or not any(ok):
+            raise p.APIError(401, "missing or invalid API key; send 'Authorization: Bearer <key>'",
+                             code="invalid_api_key")
+
+    def route(self, req: p.ChatRequest | p.CompletionRequest) -> _Route:
+        if req.model not in self.models:
+            raise p.APIError(400, f"model: unknown model '{req.model}'; served: {sorted(self.models)}",
+                             param="model", code="model_not_found")
+        route = self.models[req.model]
+        opts = req.axial
+        if opts is None or (opts.preference is None and opts.routing is None):
+            return route
+        if req.model != self.base_name:
+            raise p.APIError(400, f"axial: model '{req.model}' already fixes the weights; send options in "
+                             f"'axial' only with the base model '{self.base_name}'", param="axial")
+        if opts.routing == "mocae":
+            if opts.preference is not None:
+                raise p.APIError(400, "axial.routing: 'mocae' and a preference exclude each other",
+                                 param="axial.routing")
+            if not self.engine.has_router:
+                raise p.APIError(400, "axial.routing: this server has no MoCaE router (start it with --router)",
+                                 param="axial.routing")
+            return _Route(None, "mocae")
+        if opts.preference is None:
+            raise p.APIError(400, "axial.preference: routing 'preference' needs a preference",
+                             param="axial.preference")
+        return _Route(preference_weights(opts.preference, self.engine.expert_names, "axial.preference"),
+                      "weights")
+
+    async def prepare(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[GenRequest, _Route]:
+        route = self.route(req)
+        if isinstance(req, p.ChatRequest):
+            messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                        for m in req.messages]
+            ids = await asyncio.to_thread(self.engine.encode_chat, messages)
+            prompt_param = "messages"
+            max_tokens, budget_param = req.max_completion_tokens or req.max_tokens, (
+                "max_completion_tokens" if req.max_completion_tokens else "max_tokens")
+        else:
+            ids = await asyncio.to_thread(self.engine.encode_text, req.prompt)
+            prompt_param, max_tokens, budget_param = "prompt", req.max_tokens, "max_tokens"
+        context = self.engine.context_length
+        if not ids:
+            raise p.APIError(400, f"{prompt_param}: the prompt is empty", param=prompt_param)
+        if len(ids) >= context:
+            raise p.APIError(400, f"{prompt_param}: the prompt is {len(ids)} tokens; this model's context is "
+                             f"{context} tokens", param=prompt_param, code="context_length_exceeded")
+        room = context - len(ids)
+        if max_tokens is None:
+            max_tokens = min(self.config.max_tokens, room)
+        elif max_tokens > self.config.max_tokens:
+            raise p.APIError(400, f"{budget_param}: {max_tokens} is more than this server allows "
+                             f"({self.config.max_tokens})", param=budget_param)
+        elif max_tokens > room:
+            raise p.APIError(400, f"{budget_param}: {len(ids)} prompt tokens + {max_tokens} new tokens exceed "
+                             f"the context of {context}", param=budget_param, code="context_length_exceeded")
+        temperature = 0.0 if req.temperature is None else req.temperature
+        gen = GenRequest(prompt_ids=tuple(ids), max_tokens=max_tokens, weights=route.weights,
+                         routing=route.routing, temperature=temperature,
+                         top_p=1.0 if req.top_p is None else req.top_p, stop=tuple(req.stop or ()))
+        return gen, route
+
+    def submit(self, gen: GenRequest) -> Row:
+        try:
+            return self.scheduler.submit(gen, asyncio.get_running_loop())
+        except QueueFull as e:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise p.APIError(429, f"the server is busy (queue of {self.config.max_queue} full); retry after "
+                             f"{e.retry_after}s", code="queue_full",
+                             headers={"Retry-After": str(e.retry_after)}) from None
+        except Draining:
+            self.metrics.rejected.labels("shutting_down").inc()
+            raise p.APIError(503, "the server is shutting down", code="shutting_down") from None
+
+
+def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()) -> FastAPI:
+    """The ASGI app for `engine`. Its scheduler thread starts and stops with the app's lifespan."""
+    state = ServerState(engine, config, api_keys)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        state.scheduler.start()
+        try:
+            yield
+        finally:
+            state.scheduler.drain(config.drain_timeout_s)
+            await asyncio.to_thread(state.scheduler.close, config.drain_timeout_s + 5)
+
+    app = FastAPI(title="axial", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.axial = state
+    app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(_Observe, metrics=state.metrics)  # added last = outermost: sees the 413s too
+
+    def check_key(request: Request) -> None:
+        state.check_key(request)
+
+    auth = [Depends(check_key)]
+
+    @app.exception_handler(p.APIError)
+    async def _api_error(_request, e: p.APIError):
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request, e: StarletteHTTPException):
+        return JSONResponse(p.APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code)
+
+    @app.get("/health")
+    async def health():
+        s = state.scheduler
+        body = {"status": "shutting_down" if s.draining else "ok", "model": state.base_name}
+        return JSONResponse(body, status_code=503 if s.draining else 200)
+
+    @app.get("/metrics", dependencies=auth)
+    async def metrics():
+        return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+    @app.get("/v1/models", dependencies=auth)
+    async def models():
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "axial",
+                 "axial": route.describe(engine.expert_names)} for name, route in state.models.items()]
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions", dependencies=auth)
+    async def chat_completions(request: Request):
+        return await _complete(state, request, p.parse(p.ChatRequest, await _json(request)), chat=True)
+
+    @app.post("/v1/completions", dependencies=auth)
+    async def completions(request: Request):
+        return await _complete(state, request, p.parse(p.CompletionRequest, await _json(request)), chat=False)
+
+    return app
+
+
+async def _json(request: Request):
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise p.APIError(400, f"the request body is not valid JSON: {e}") from None
+
+
+async def _complete(state: ServerState, request: Request, req, *, chat: bool):
+    gen, route = await state.prepare(req)
+    row = state.submit(gen)
+    rid = p.new_id("chatcmpl" if chat else "cmpl")
+    info = route.describe(state.engine.expert_names)
+    n_prompt = len(gen.prompt_ids)
+    if req.stream:
+        usage = bool(req.stream_options and req.stream_options.include_usage)
+        return StreamingResponse(_sse(state, row, rid, req.model, chat, n_prompt, usage),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    watcher = asyncio.create_task(_cancel_on_disconnect(state, request, row))
+    parts: list[str] = []
+    try:
+        async for event in _events(state, row):
+            if event.kind == "text":
+                parts.append(event.text)
+            elif event.kind == "error":
+                raise p.APIError(event.status, event.text)
+            else:
+                break
+    finally:
+        watcher.cancel()
+    if event.reason == "cancelled":
+        return JSONResponse(p.APIError(499, "the client closed the request").body(), status_code=499)
+    build = p.chat_response if chat else p.completion_response
+    return build(rid, req.model, "".join(parts), event.reason, n_prompt, event.tokens, info)
+
+
+async def _events(state: ServerState, row: Row):
+    """A row's events until its end; if the consumer goes away first, the row is cancelled."""
+    try:
+        while True:
+            event = await row.events.get()
+            yield event
+            if event.kind != "text":
+                return
+    finally:
+        if not row.ended:
+            state.scheduler.cancel(row)
+
+
+async def _cancel_on_disconnect(state: ServerState, request: Request, row: Row) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    state.scheduler.cancel(row)
+
+
+async def _sse(state: ServerState, row: Row, rid: str, model: str, chat: bool, n_prompt: int,
+               include_usage: bool) -> AsyncIterator[str]:
+    # Starlette cancels this generator when the client disconnects; `_events` then cancels the row.
+    def data(obj) -> str:
+        return f"data: {json.dumps(obj)}\n\n"
+
+    if chat:
+        yield data(p.chat_chunk(rid, model, delta={"role": "assistant", "content": ""}))
+    async for event in _events(state, row):
+        if event.kind == "text":
+            yield data(p.chat_chunk(rid, model, delta={"content": event.text}) if chat
+                       else p.completion_chunk(rid, model, text=event.text))
+        elif event.kind == "error":
+            yield data(p.APIError(event.status, event.text).body())
+            return
+        elif event.reason != "cancelled":
+            yield data(p.chat_chunk(rid, model, delta={}, reason=event.reason) if chat
+                       else p.completion_chunk(rid, model, text="", reason=event.reason))
+            if include_usage:
+                obj = "chat.completion.chunk" if chat else "text_completion"
+                yield data(p.usage_chunk(rid, model, obj, n_prompt, event.tokens))
+            yield "data: [DONE]\n\n"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """Refuse request bodies over `max_bytes` with a 413 (declared or streamed: chunked bodies are counted).
+
+    Neither Starlette nor uvicorn has a body size limit, hence this small ASGI middleware.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send)
+        seen = 0
+        started = False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps(p.APIError(413, f"request body larger than {self.max_bytes} bytes").body()).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
+
+
+class _Observe:
+    """Count every response by endpoint and status, and time it to its last byte (streams included)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.monotonic()
+        status = 500
+        path = scope["path"] if scope["path"] in _ENDPOINTS else "other"  # bounded label values
+
+        async def observed_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.monotonic() - start)

@@ -1,0 +1,155 @@
+"""The OpenAI wire format: request models (unknown fields refused, not ignored), error bodies, responses."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class APIError(Exception):
+    """An error answered as OpenAI's {"error": {"message", "type", "param", "code"}} body."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers or {}
+
+    @property
+    def type(self) -> str:
+        return {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                413: "invalid_request_error", 429: "rate_limit_error",
+                503: "service_unavailable"}.get(self.status, "server_error")
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class _Strict(BaseModel):
+    # A field the server does not implement is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class AxialOptions(_Strict):
+    """`extra_body={"axial": {...}}`: where this request's mixture weights come from."""
+
+    preference: dict[str, float] | None = None
+    routing: Literal["preference", "mocae"] | None = None
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class _Common(_Strict):
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    n: Literal[1] = 1
+    user: str | None = None
+    # Accepted only at their neutral value, because clients such as LangChain always send them.
+    presence_penalty: Literal[0] = 0
+    frequency_penalty: Literal[0] = 0
+    axial: AxialOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v):
+        stops = [v] if isinstance(v, str) else (v or [])
+        if len(stops) > 4 or any(not s for s in stops):
+            raise ValueError("at most 4 non-empty stop strings")
+        return stops
+
+
+class ChatRequest(_Common):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Common):
+    prompt: str | list[str]
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, v):
+        if isinstance(v, list):
+            if len(v) != 1:
+                raise ValueError("send one prompt per request (batching happens on the server)")
+            return v[0]
+        return v
+
+
+# pydantic puts the union member it tried into an error's location; they are not field names.
+_UNION_TAGS = frozenset({"str", "list[str]", "list[TextPart]"})
+
+
+def parse(model: type[BaseModel], data) -> BaseModel:
+    """Validate a JSON body; the first problem becomes a 400 whose `param` is the field's dotted path."""
+    if not isinstance(data, dict):
+        raise APIError(400, "the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        param = ".".join(str(x) for x in err["loc"] if x not in _UNION_TAGS) or None
+        msg = "unsupported parameter" if err["type"] == "extra_forbidden" else err["msg"]
+        raise APIError(400, f"{param}: {msg}" if param else msg, param=param) from None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def chat_response(rid: str, model: str, text: str, reason: str, prompt: int, completion: int,
+                  axial: dict) -> dict:
+    return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": reason, "logprobs": None}],
+            "usage": usage(prompt, completion), "axial": axial}
+
+
+def completion_response(rid: str, model: str, text: str, reason: str, prompt: int, completion: int,
+                        axial: dict) -> dict:
+    return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": None}],
+            "usage": usage(prompt, completion), "axial": axial}
+
+
+def chat_chunk(rid: str, model: str, *, delta: dict, reason: str | None = None) -> dict:
+    return {"id": rid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}]}
+
+
+def completion_chunk(rid: str, model: str, *, text: str, reason: str | None = None) -> dict:
+    return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": None}]}
+
+
+def usage_chunk(rid: str, model: str, obj: str, prompt: int, completion: int) -> dict:
+    return {"id": rid, "object": obj, "created": int(time.time()), "model": model, "choices": [],
+            "usage": usage(prompt, completion)}

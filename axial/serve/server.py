@@ -1,0 +1,66 @@
+"""Load a model (+ experts, + router) into an `Engine` and serve it with uvicorn, stopping gracefully."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from axial.errors import AxialError
+from axial.serve.config import ServeConfig
+from axial.serve.engine import Engine
+
+log = logging.getLogger("axial.serve")
+
+
+def served_name(spec: str) -> str:
+    path = Path(spec)
+    return path.stem if path.suffix == ".gguf" else (path.name if path.is_dir() else spec)
+
+
+def load_engine(config: ServeConfig) -> Engine:
+    from axial.models import load_model
+
+    model, tok = load_model(config.model, dtype=config.dtype, device=config.device)
+    mixture = router = gate = None
+    if config.experts:
+        from axial.mixture import Mixture
+
+        mixture = Mixture.attach(model, config.experts)
+    if config.router:
+        if mixture is None:
+            raise AxialError("ServeConfig.router: a MoCaE router routes between experts; give --experts too")
+        try:
+            from axial.mocae import load_router
+        except ImportError as e:
+            raise AxialError(f"ServeConfig.router: MoCaE routers need axial.mocae ({e})") from e
+        router, gate = load_router(config.router, mixture)
+    return Engine(model, tok, name=config.name or served_name(config.model), mixture=mixture, router=router,
+                  gate=gate)
+
+
+def serve(config: ServeConfig, api_keys: Sequence[str] = ()) -> None:
+    """Serve until SIGTERM/SIGINT: then refuse new requests (503), finish the admitted ones within
+    `drain_timeout_s` (the rest get a 503), and exit."""
+    from axial.serve.app import create_app
+
+    if not api_keys and config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without an API key: anyone who can reach this port can use it", config.host)
+    app = create_app(load_engine(config), config, api_keys)
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                               timeout_graceful_shutdown=config.drain_timeout_s + 5)
+    GracefulServer(uv_config).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn.Server that tells the scheduler to drain the moment a stop signal arrives.
+
+    uvicorn alone stops listening and waits for open connections, but the scheduler would not know the
+    deadline, and a request arriving on a kept-alive connection would still be admitted.
+    """
+
+    def handle_exit(self, sig, frame) -> None:
+        self.config.app.state.axial.begin_shutdown()
+        super().handle_exit(sig, frame)
