@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "axial.chat",
     "axial.data.cli",
     "axial.demo",
+    "axial.serve.cli",
 ]
 
 
