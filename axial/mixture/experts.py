@@ -214,8 +214,8 @@ def truncated_lora(delta: torch.Tensor, rank: int) -> tuple[LoraFactors, float]:
     U, S, Vh = torch.linalg.svd(delta.float(), full_matrices=False)
     r = min(rank, S.numel())
     root = S[:r].sqrt()
-    total = float(S.square().sum())
-    err = math.sqrt(max(total - float(S[:r].square().sum()), 0.0) / total) if total > 0 else 0.0
+    total = float(S.double().square().sum())
+    err = math.sqrt(float(S[r:].double().square().sum()) / total) if total > 0 else 0.0
     return LoraFactors(A=root[:, None] * Vh[:r], B=U[:, :r] * root, scaling=1.0), err
 
 

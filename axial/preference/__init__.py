@@ -1,0 +1,18 @@
+"""HoE preference control: validated preferences, merged anchor experts, preference routing, export."""
+
+from axial.preference.export import ExportConfig, export
+from axial.preference.merge import MergeConfig, anchor_experts, merge_experts
+from axial.preference.preference import Preference, parse_preference, simplex_grid
+from axial.preference.routing import (
+    Anchor,
+    PreferenceRouter,
+    convex_weights,
+    default_anchors,
+    preference_plan,
+    route_preference,
+    static_weights,
+)
+
+__all__ = ["Anchor", "ExportConfig", "MergeConfig", "Preference", "PreferenceRouter", "anchor_experts",
+           "convex_weights", "default_anchors", "export", "merge_experts", "parse_preference", "preference_plan",
+           "route_preference", "simplex_grid", "static_weights"]

@@ -1,0 +1,161 @@
+"""HoE preference routing: a user's λ -> convex weights over the nearest anchors (w1) -> expert weights (w2).
+
+An anchor is a preference λ^(a) bound to a way of weighting the mixture's experts, η_a:
+  * fixed weights [K] (no router): a single axis expert is one-hot at its axis; a merged expert is one-hot
+    at its anchor preference; without anything else an anchor's weights are its λ;
+  * a router (trained by axial.mocae on data weighted by the anchor's preference) + its GateConfig.
+For a user λ: take the N anchors nearest λ (default: the fewest that represent λ), solve min ||Σ w1_i λ^(i) − λ|| over the simplex (NNLS with the
+sum-to-one row appended), and use w2 = Σ w1_i η_i(x). With fixed-weight anchors only, w2 is a static vector
+(exact, foldable into W); with routers it is per token, still one forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from axial.errors import AxialError
+from axial.mixture import GateConfig, Mixture
+from axial.preference.preference import Preference, parse_preference
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Anchor:
+    preference: Preference
+    weights: list[float] | None = None  # η over the mixture's experts when there is no router
+    router: nn.Module | None = None
+    gate: GateConfig | None = None
+    name: str = ""
+
+
+def default_anchors(mixture: Mixture, axes: Sequence[str]) -> list[Anchor]:
+    """One anchor per expert: an axis expert at its one-hot axis, a merged expert at its stored preference."""
+    k = mixture.num_experts
+    anchors = []
+    for i, expert in enumerate(mixture.experts):
+        if expert.name in axes:
+            pref = Preference(tuple(axes), tuple(1.0 if a == expert.name else 0.0 for a in axes))
+        elif isinstance(expert.meta.get("preference"), dict):
+            pref = parse_preference(expert.meta["preference"], axes)
+        else:
+            continue
+        anchors.append(Anchor(pref, [1.0 if j == i else 0.0 for j in range(k)], name=expert.name))
+    if not anchors:
+        raise AxialError(f"no expert is bound to a preference: expert names {mixture.expert_names} are not axes "
+                         f"{list(axes)} and none carries a 'preference' in its axial_expert.json")
+    return anchors
+
+
+def convex_weights(target: Sequence[float], points: np.ndarray, n_nearest: int | None = None,
+                   tol: float = 1e-6) -> tuple[np.ndarray, float]:
+    """w1 >= 0, Σ w1 = 1 minimising ||points^T w1 − target|| over the n nearest points (others 0).
+
+    If the nearest n cannot represent the target (residual > tol), more anchors are added, nearest first, so
+    a target inside the anchors' hull is always matched exactly. The default (n_nearest=None) starts from one:
+    the fewest nearest anchors that represent λ, which keeps the combination local (HoE) and unique where
+    more anchors than axes would allow many. Returns (w1 over all points, residual).
+    """
+    from scipy.optimize import nnls
+
+    t = np.asarray(target, dtype=float)
+    order = np.argsort(np.linalg.norm(points - t, axis=1), kind="stable")
+    n0 = min(n_nearest or 1, len(points))
+    rho = 1e3  # weight of the sum-to-one row: large enough that Σ w1 = 1 holds to ~1e-9
+    for n in range(n0, len(points) + 1):
+        sel = order[:n]
+        M = np.vstack([points[sel].T, rho * np.ones(n)])
+        x, _ = nnls(M, np.append(t, rho))
+        x = x / x.sum()
+        residual = float(np.linalg.norm(points[sel].T @ x - t))
+        if residual <= tol or n == len(points):
+            break
+    w1 = np.zeros(len(points))
+    w1[sel] = x
+    return w1, residual
+
+
+class PreferenceRouter(nn.Module):
+    """w2(x) = Σ_i w1_i η_i(x) for per-row w1 [B, N]: the anchors' gated routers, mixed in one pass."""
+
+    produces_weights = True
+
+    def __init__(self, anchors: Sequence[Anchor], w1: torch.Tensor, num_experts: int):
+        super().__init__()
+        self.routers = nn.ModuleList(a.router for a in anchors if a.router is not None)
+        self.gates = [a.gate or GateConfig() for a in anchors if a.router is not None]
+        routed = [i for i, a in enumerate(anchors) if a.router is not None]
+        fixed = [i for i, a in enumerate(anchors) if a.router is None]
+        w1 = w1 if w1.dim() == 2 else w1[None]
+        eta = torch.tensor([anchors[i].weights for i in fixed]).reshape(len(fixed), -1)
+        self.register_buffer("static", w1[:, fixed] @ eta if fixed else torch.zeros(w1.shape[0], num_experts))
+        self.register_buffer("w1_routed", w1[:, routed])
+
+    def forward(self, hidden: torch.Tensor, layer_idx: int) -> torch.Tensor:
+        b = hidden.shape[0]
+        if self.static.shape[0] not in (1, b):
+            raise AxialError(f"preference routing has {self.static.shape[0]} rows of preferences but the batch "
+                             f"has {b}")
+        w2 = self.static[:, None, :].to(hidden.device).expand(b, hidden.shape[1], -1)
+        for j, (router, gate) in enumerate(zip(self.routers, self.gates, strict=True)):
+            eta = gate(router(hidden, layer_idx))
+            w2 = w2 + self.w1_routed[:, j, None, None].to(eta.device) * eta
+        return w2
+
+
+def preference_plan(mixture: Mixture, preferences: Sequence[Preference], anchors: Sequence[Anchor] | None = None,
+                    n_nearest: int | None = None) -> tuple[list[Anchor], torch.Tensor]:
+    """(anchors, w1 [P, N]) for each preference; logs the anchors each preference uses."""
+    axes = list(preferences[0].axes)
+    if anchors is None:
+        anchors = default_anchors(mixture, axes)
+    # Without a router and explicit weights, an anchor weights the axis experts by its own λ.
+    anchors = [a if a.router is not None or a.weights is not None
+               else replace(a, weights=a.preference.vector(mixture.expert_names)) for a in anchors]
+    if not anchors:
+        raise AxialError("preference routing: no anchors given")
+    for a in anchors:
+        if a.weights is not None and len(a.weights) != mixture.num_experts:
+            raise AxialError(f"anchor '{a.name or a.preference}': {len(a.weights)} expert weights for "
+                             f"{mixture.num_experts} experts {mixture.expert_names}")
+    points = np.array([a.preference.vector(axes) for a in anchors])
+    rows = []
+    for p in preferences:
+        w1, residual = convex_weights(p.vector(axes), points, n_nearest)
+        if residual > 1e-6:
+            log.warning("preference %s lies outside the anchors' hull; the nearest representable preference is "
+                        "used (distance %.3g)", p, residual)
+        rows.append(w1)
+    return anchors, torch.tensor(np.array(rows), dtype=torch.float32)
+
+
+def static_weights(mixture: Mixture, preference: Preference, anchors: Sequence[Anchor] | None = None,
+                   n_nearest: int | None = None) -> list[float]:
+    """w2 for anchors without routers: a fixed expert-weight vector (what export folds into W)."""
+    anchors, w1 = preference_plan(mixture, [preference], anchors, n_nearest)
+    if any(a.router is not None for a in anchors):
+        raise AxialError("this preference routes through anchor routers, so its expert weights depend on the "
+                         "input and cannot be fixed")
+    eta = torch.tensor([a.weights for a in anchors])
+    return (w1[0] @ eta).tolist()
+
+
+def route_preference(mixture: Mixture, preferences: Preference | Sequence[Preference],
+                     anchors: Sequence[Anchor] | None = None, n_nearest: int | None = None) -> None:
+    """Set the mixture to follow one preference (global) or one per batch row."""
+    per_row = not isinstance(preferences, Preference)
+    prefs = list(preferences) if per_row else [preferences]
+    anchors, w1 = preference_plan(mixture, prefs, anchors, n_nearest)
+    if any(a.router is not None for a in anchors):
+        mixture.set_router(PreferenceRouter(anchors, w1 if per_row else w1[0], mixture.num_experts))
+        return
+    eta = torch.tensor([a.weights for a in anchors])
+    w2 = w1 @ eta
+    mixture.set_router(None)
+    mixture.set_weights(w2 if per_row else w2[0])
