@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "axial.data.cli",
     "axial.demo",
     "axial.serve.cli",
+    "axial.preference.cli",
 ]
 
 
