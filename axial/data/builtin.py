@@ -3,6 +3,9 @@
 Each axis_sets/<axis>.jsonl line is a PreferenceRecord: a prompt, a good `chosen` answer and a worse `rejected`
 one (helpful: a vague or incomplete answer; harmless: a compliant but non-operational answer to a harmful
 request; honest: the misconception repeated). kind="sft" gives the prompt with the chosen answer only.
+
+The honest set deliberately avoids the misconceptions TruthfulQA asks about (each topic was checked against
+the 817 questions), so an expert trained on it can be scored on TruthfulQA without topic leakage.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Every record file under ../shared/data parses with zero invalid records (skipped when the folder is absent)."""
 
+import re
 from pathlib import Path
 
 import pytest
 
-from axial.data import load_records
+from axial.data import builtin_axes_available, builtin_axis_set, load_records
 from axial.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -66,3 +67,20 @@ def test_alpaca_eval_files_split_the_same_way(shared):
     outputs = load_records(shared / FILES[2][0], split="test")
     annotations = load_records(shared / FILES[4][0], split="test")
     assert [r.prompt for r in outputs] == [r.prompt for r in annotations]
+
+
+def _content_words(text: str) -> set[str]:
+    stop = {"the", "and", "you", "your", "what", "why", "how", "are", "can", "for", "does", "did", "that",
+            "with", "from", "happens", "happen", "this", "there", "they", "will", "would", "should", "have"}
+    return {w[:5] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in stop}
+
+
+def test_builtin_sets_do_not_repeat_truthfulqa_questions(shared):
+    # The honest set was written to avoid the misconceptions TruthfulQA asks about (so an expert trained on it
+    # can be scored on TruthfulQA); this lexical guard catches a near-copy added later, not a paraphrase.
+    questions = [_content_words(r.question) for r in load_records(shared / FILES[0][0]).records]
+    for axis in builtin_axes_available():
+        for record in builtin_axis_set(axis):
+            words = _content_words(record.prompt)
+            overlap = max(len(words & q) / len(words | q) for q in questions)
+            assert overlap < 0.5, (record.id, record.prompt)
