@@ -124,15 +124,18 @@ def load_records(source: str | Path, kind: str | None = None, *, skip_invalid: b
         if limit is not None and len(result.records) >= limit:
             result.stopped_at_limit = limit
             break
-        record = _convert(spec, raw, index, display, axis, result.notes)
-        if isinstance(record, DataError):
+        converted = _convert(spec, raw, index, display, axis)
+        if isinstance(converted, DataError):
             if not skip_invalid:
-                raise record
-            result.invalid.append(record)
-        elif split != "all" and record_split(record, test_fraction) != split:
+                raise converted
+            result.invalid.append(converted)
+            continue
+        record, notes = converted
+        if split != "all" and record_split(record, test_fraction) != split:
             result.n_other_split += 1
         else:
             result.records.append(record)
+            result.notes.extend(notes)
     return result
 
 
@@ -146,8 +149,9 @@ def _detect(raw: _Raw, display: str, first: _Raw) -> Kind:
     return spec
 
 
-def _convert(spec: Kind, raw: _Raw, index: int, display: str, axis: str | None,
-             notes: list[DataError]) -> Record | DataError:
+def _convert(spec: Kind, raw: _Raw, index: int, display: str,
+             axis: str | None) -> tuple[Record, list[DataError]] | DataError:
+    """The record and its notes, or the error that makes it invalid."""
     if raw.error is not None:
         return raw.error
     prefix = f"({raw.label}) " if raw.label else ""
@@ -156,8 +160,7 @@ def _convert(spec: Kind, raw: _Raw, index: int, display: str, axis: str | None,
         record = spec.convert(row, axis or spec.axis)
     except RowError as e:
         return DataError(f"{prefix}{e.message}", path=display, line=raw.line, field=e.field)
-    notes.extend(DataError(f"{prefix}{msg}", path=display, line=raw.line, field=f) for f, msg in row.notes)
-    return record
+    return record, [DataError(f"{prefix}{msg}", path=display, line=raw.line, field=f) for f, msg in row.notes]
 
 
 # ---- sources ----------------------------------------------------------------------------------------------
@@ -205,7 +208,8 @@ def _file_rows(path: Path, display: str) -> Iterator[_Raw]:
 
 
 def _jsonl_rows(text: str, display: str) -> Iterator[_Raw]:
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # split("\n"), not splitlines(): JSON strings may hold raw U+2028 / U+0085, which splitlines breaks on.
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -278,7 +282,7 @@ def _csv_rows(text: str, display: str) -> Iterator[_Raw]:
             yield _Raw(start, error=DataError(f"bad CSV row: {e}", path=display, line=start))
             start = reader.line_num + 1
             continue
-        if values and any(v.strip() for v in values):
+        if values:  # [] is a blank line; a row of empty cells still goes through validation
             if len(values) != len(header):
                 yield _Raw(start, error=DataError(f"row has {len(values)} columns, the header has "
                                                   f"{len(header)}", path=display, line=start))

@@ -412,3 +412,26 @@ def test_json_file_with_a_single_object(tmp_path):
         load_records(p)
     jsonl(p, [GOOD, GOOD])  # JSON Lines under a .json name
     assert len(load_records(p)) == 2
+
+
+def test_notes_only_for_kept_records(tmp_path):
+    rows = [{"instruction": f"task {i}", "output": ""} for i in range(40)]
+    p = jsonl(tmp_path / "a.jsonl", rows)
+    for split in ("train", "test", "all"):
+        res = load_records(p, split=split)
+        assert len(res.notes) == len(res) and all(n.field == "output" for n in res.notes)
+
+
+def test_jsonl_with_raw_unicode_line_separators(tmp_path):
+    p = tmp_path / "u.jsonl"
+    p.write_text(json.dumps({"instruction": "a\u2028b\x85c", "output": "o"}, ensure_ascii=False) + "\r\n",
+                 encoding="utf-8")
+    (rec,) = load_records(p).records
+    assert rec.prompt == "a\u2028b\x85c"
+
+
+def test_csv_row_of_empty_cells_is_an_error_not_skipped(tmp_path):
+    p = tqa_csv(tmp_path / "t.csv", [["", "", "", "", "", "", ""]])
+    with pytest.raises(DataError) as e:
+        load_records(p, kind="truthfulqa")
+    assert (e.value.line, e.value.field) == (2, "Question")
