@@ -314,8 +314,9 @@ def _hub_rows(hub_id: str) -> Iterator[_Raw]:
     except Exception as e:  # network, auth, missing repo/config/split: datasets raises many unrelated types
         raise AxialError(
             f"could not load '{hub_id}' from the Hugging Face hub ({type(e).__name__}: {str(e)[:300]}). "
-            "Check the id (owner/name, owner/name:split or owner/name:config:split), the network connection, "
-            "and HF_TOKEN for gated datasets.") from None
+            "Check the id (owner/name, owner/name:split or owner/name:config:split), the network connection "
+            "(HF_HUB_OFFLINE=1 uses only the local cache, without retries), and HF_TOKEN for gated "
+            "datasets.") from None
     if isinstance(ds, datasets.DatasetDict):
         if len(ds) != 1:
             raise AxialError(f"'{hub_id}' has splits {list(ds)}; choose one as {repo}:SPLIT")
