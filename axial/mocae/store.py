@@ -1,0 +1,150 @@
+"""A trained router on disk, and `load_router(DIR)`: what a Mixture needs to route with it.
+
+    DIR/router.safetensors   the heads (safetensors only)
+    DIR/mocae.json           router shape, expert names + adapter folders, base model, gate (top-k, γ)
+    DIR/router_config.json   the RouterConfig it was trained with
+    DIR/train_keys.json      sha256 of every training prompt's split key (calibrate refuses to fit on them)
+    DIR/calibration.json     written by `axial calibrate`: the fitted calibrator and its held-out metrics
+
+Ablations at load time, as options after the folder (`mocae:DIR?top_k=1&calibration=none`):
+top_k (0 = soft), calibration (none | fitted), importance (none | saved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from axial.errors import AxialError, DataError
+from axial.mixture.routing import GateConfig
+from axial.mocae.calibration import calibrator_from_dict
+from axial.mocae.router import MoCaERouter
+
+ROUTER_WEIGHTS = "router.safetensors"
+META = "mocae.json"
+CALIBRATION = "calibration.json"
+TRAIN_KEYS = "train_keys.json"
+_OPTIONS = {"top_k", "calibration", "importance"}
+
+
+def key_hash(text: str) -> str:
+    from axial.data.splits import normalise_text
+
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+def save_router(router: MoCaERouter, folder: str | Path, *, expert_dirs: list[str], base_model: str,
+                top_k: int, importance: list[float] | None, extra: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().float().contiguous() for k, v in router.state_dict().items()},
+              str(folder / ROUTER_WEIGHTS))
+    meta = {"router": router.config(), "expert_dirs": [str(Path(d).resolve()) for d in expert_dirs],
+            "base_model": base_model, "gate": {"top_k": top_k, "importance": importance}, **(extra or {})}
+    (folder / META).write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", path=str(path), line=e.lineno) from e
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object", path=str(path))
+    return data
+
+
+@dataclass
+class LoadedRouter:
+    router: MoCaERouter
+    gate: GateConfig
+    expert_dirs: list[str]
+    base_model: str
+    path: Path
+    calibration: dict | None
+    options: dict
+
+    @property
+    def expert_names(self) -> list[str]:
+        return self.router.expert_names
+
+    def __iter__(self):
+        """`router, gate = load_router(DIR, mixture)`: the two things Mixture.set_router takes."""
+        return iter((self.router, self.gate))
+
+    def bind(self, mixture) -> LoadedRouter:
+        """Check the experts match and let the router read the mixture's model's attention masks."""
+        if list(mixture.expert_names) != self.expert_names:
+            raise AxialError(f"router {self.path} was trained for experts {self.expert_names}, the mixture has "
+                             f"{list(mixture.expert_names)} (pass the expert folders in the same order: "
+                             f"{self.expert_dirs})")
+        self.router.bind(mixture.model)
+        return self
+
+    def attach(self, mixture):
+        """Route `mixture` with this router."""
+        self.bind(mixture)
+        mixture.set_router(self.router, self.gate)
+        return mixture
+
+
+def parse_router_spec(spec: str | Path) -> tuple[Path, dict]:
+    text = str(spec)
+    folder, _, query = text.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise AxialError(f"router spec '{text}': unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
+    return Path(folder), options
+
+
+def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
+    """Router + gate + expert folders from DIR (optionally `DIR?top_k=1&calibration=none&importance=none`).
+
+    With `mixture`, the router is checked against its experts and bound to its model (see `LoadedRouter.bind`).
+    """
+    from safetensors.torch import load_file
+
+    folder, options = parse_router_spec(spec)
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise AxialError(f"load_router: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
+    if not (folder / META).is_file() or not (folder / ROUTER_WEIGHTS).is_file():
+        raise AxialError(f"router '{folder}': expected {META} and {ROUTER_WEIGHTS} (made by `axial train-router`)")
+    meta = _read_json(folder / META)
+    try:
+        router = MoCaERouter(**meta["router"])
+        gate_meta = meta["gate"]
+        expert_dirs = list(meta["expert_dirs"])
+    except (KeyError, TypeError) as e:
+        raise DataError(f"missing or malformed entry: {e}", path=str(folder / META)) from e
+    state = load_file(str(folder / ROUTER_WEIGHTS))
+    try:
+        router.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataError(f"weights do not match the router in {META}: {e}", path=str(folder / ROUTER_WEIGHTS)) from e
+    router.eval().requires_grad_(False)
+
+    calibration = _read_json(folder / CALIBRATION) if (folder / CALIBRATION).is_file() else None
+    use_cal = options.get("calibration", "fitted")
+    if use_cal not in ("none", "fitted"):
+        raise AxialError(f"router option calibration='{use_cal}': expected none or fitted")
+    if use_cal == "fitted" and calibration is not None:
+        router.calibrator = calibrator_from_dict(calibration["calibrator"], k=router.num_experts)
+    top_k = int(options.get("top_k", gate_meta.get("top_k", 0)))
+    importance = gate_meta.get("importance")
+    if options.get("importance", "saved") == "none":
+        importance = None
+    elif options.get("importance", "saved") != "saved":
+        raise AxialError(f"router option importance='{options['importance']}': expected none or saved")
+    gate = GateConfig(temperature=1.0, top_k=top_k, importance=importance)
+    loaded = LoadedRouter(router, gate, expert_dirs, meta.get("base_model", "embedded"), folder, calibration,
+                          options)
+    return loaded.bind(mixture) if mixture is not None else loaded
