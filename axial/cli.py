@@ -23,8 +23,12 @@ COMMAND_MODULES = [
     "axial.chat",
     "axial.data.cli",
     "axial.demo",
-    "axial.serve.cli",
+    "axial.evaluate.cli",
+    "axial.mocae.cli",
+    "axial.mora.cli",
     "axial.preference.cli",
+    "axial.rewards.cli",
+    "axial.serve.cli",
 ]
 
 
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except AxialError as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)
