@@ -1,0 +1,214 @@
+"""`calibrate(CalibrateConfig)`: fit the router's calibration on held-out prompts and report it honestly.
+
+The router's held-out prompts (axial.mocae.data) are split in two halves: the calibrator is fitted on the
+`calibration` half and every reported number comes from the `report` half, so neither training nor fitting
+data is scored. Prompts whose key is among the router's training prompts (DIR/train_keys.json) are refused:
+that can only happen when different data sources are passed than at training, and the report counts them.
+
+The routing decisions scored are the ones the model makes at inference: the prompt runs through the mixture
+with the router driving it (uncalibrated, with its top-k / γ gate), and each layer's logits are recorded.
+Plain temperature scaling, the Fisher–Rao ("natural") and depth power-law ("fractal") calibrators are all
+fitted and compared on the report half; `method` picks the one saved to DIR/calibration.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from axial.config import Config
+from axial.errors import AxialError
+from axial.mocae.calibration import (
+    METHODS,
+    calibration_metrics,
+    compare_calibrators,
+    make_calibrator,
+    reliability_diagram,
+)
+from axial.mocae.data import routing_examples
+from axial.mocae.store import CALIBRATION, TRAIN_KEYS, key_hash, load_router
+from axial.mocae.train import RouterConfig, decoder_layers, encode_prompts, load_base_and_mixture
+
+
+@dataclass
+class CalibrateConfig(Config):
+    router: str = ""
+    data: list[str] = field(default_factory=list)  # default: the router's training sources
+    out: str = ""  # default: DIR/calibration
+    method: str = "temperature"
+    center: str = "learned"  # natural calibration's center: uniform | learned
+    dtype: str = "bf16"
+    per_axis_limit: int | None = None  # default: the router's
+    forward_batch_size: int = 8
+    resamples: int = 1000
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.router:
+            raise AxialError("CalibrateConfig.router: required (a folder made by `axial train-router`)")
+        if self.method not in (*METHODS, "none"):
+            raise AxialError(f"CalibrateConfig.method: must be one of {[*METHODS, 'none']}, got '{self.method}'")
+        if self.center not in ("uniform", "learned"):
+            raise AxialError(f"CalibrateConfig.center: must be uniform or learned, got '{self.center}'")
+        if self.forward_batch_size < 1 or self.resamples < 1:
+            raise AxialError("CalibrateConfig.forward_batch_size and resamples: must be >= 1")
+
+
+def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, batch_size: int,
+                   desc: str = "routing") -> dict[str, np.ndarray]:
+    """Every routing decision the mixture makes on the prompts: logits [R, K], labels, layers, groups (example)."""
+    from tqdm.auto import tqdm
+
+    router = loaded.router
+    saved_calibrator = router.calibrator
+    router.calibrator = make_calibrator("none", k=router.num_experts, num_layers=1)
+    loaded.attach(mixture)
+    num_layers = len(decoder_layers(model))
+    device = next(model.parameters()).device
+    rows: dict[str, list] = {"logits": [], "labels": [], "layers": [], "groups": []}
+    try:
+        with torch.no_grad():
+            for start in tqdm(range(0, len(examples), batch_size), desc=desc, unit="batch"):
+                batch = examples[start: start + batch_size]
+                enc = encode_prompts(tok, batch, max_length).to(device)
+                with router.recording() as rec:
+                    model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False,
+                          logits_to_keep=1)
+                z = torch.stack([rec[i] for i in range(num_layers)], dim=2).float().cpu()  # [B, T, L, K]
+                mask = enc["attention_mask"].bool().cpu()
+                for b, e in enumerate(batch):
+                    per = z[b, -1:] if router.granularity == "sequence" else z[b][mask[b]]  # [T', L, K]
+                    t = per.shape[0]
+                    rows["logits"].append(per.reshape(-1, per.shape[-1]).numpy())
+                    rows["labels"].append(np.full(t * num_layers, e.label))
+                    rows["layers"].append(np.tile(np.arange(num_layers), t))
+                    rows["groups"].append(np.full(t * num_layers, start + b))
+    finally:
+        mixture.set_router(None)
+        router.calibrator = saved_calibrator
+    return {k: np.concatenate(v) for k, v in rows.items()}
+
+
+def _example_accuracy(probs: np.ndarray, data: dict[str, np.ndarray], names: list[str]) -> dict:
+    """Accuracy of one decision per example (argmax of its mean routing probability), overall and per axis."""
+    from axial.evaluate.stats import bootstrap_ci
+
+    groups = data["groups"]
+    uniq = np.unique(groups)
+    mean_p = np.stack([probs[groups == g].mean(0) for g in uniq])
+    labels = np.array([data["labels"][groups == g][0] for g in uniq])
+    correct = (mean_p.argmax(1) == labels).astype(float)
+    out = {"all": bootstrap_ci(correct)}
+    for i, name in enumerate(names):
+        out[name] = bootstrap_ci(correct[labels == i])
+    return out
+
+
+def _fmt(m: dict) -> str:
+    return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+
+def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
+    """Fit and save DIR/calibration.json; write report JSON / MD / PNG under `out`; return the report."""
+    from axial.mixture import Mixture
+
+    t0 = time.time()
+    folder = Path(cfg.router)
+    loaded = load_router(folder, calibration="none")
+    rcfg = RouterConfig.load(folder / "router_config.json")
+    names = loaded.expert_names
+    sources = cfg.data or rcfg.data
+    limit = cfg.per_axis_limit if cfg.per_axis_limit is not None else rcfg.per_axis_limit
+    train_keys = set(json.loads((folder / TRAIN_KEYS).read_text())) if (folder / TRAIN_KEYS).is_file() else set()
+    parts, refused = {}, {}
+    for part in ("calibration", "report"):
+        examples = routing_examples(sources, names, part, heldout_fraction=rcfg.heldout_fraction,
+                                    per_axis_limit=limit, seed=rcfg.seed)
+        kept = [e for e in examples if key_hash(e.key) not in train_keys]
+        refused[part] = len(examples) - len(kept)
+        if not kept:
+            raise AxialError(f"calibrate: every {part} prompt was used to train the router; pass other --data")
+        parts[part] = kept
+    out = Path(cfg.out) if cfg.out else folder / "calibration"
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "calibrate_config.json")
+
+    if base is None:
+        model, tok, mixture = load_base_and_mixture(loaded.base_model, cfg.dtype, loaded.expert_dirs)
+    else:
+        model, tok = base
+        mixture = Mixture.attach(model, loaded.expert_dirs)
+    try:
+        data = {part: routing_logits(model, tok, mixture, loaded, examples, max_length=rcfg.max_length,
+                                     batch_size=cfg.forward_batch_size, desc=f"routing ({part})")
+                for part, examples in parts.items()}
+    finally:
+        mixture.detach()
+        loaded.router.unbind()
+
+    k, num_layers = len(names), loaded.router.num_layers
+    fit, rep = data["calibration"], data["report"]
+    comparison = compare_calibrators(fit, rep, k=k, num_layers=num_layers, resamples=cfg.resamples)
+    calibrator = make_calibrator(cfg.method, k=k, num_layers=num_layers, center=cfg.center)
+    calibrator.fit(fit["logits"], fit["labels"], fit["layers"])
+    before = make_calibrator("none", k=k, num_layers=num_layers).apply(rep["logits"])
+    after = calibrator.apply(rep["logits"], rep["layers"])
+    metrics = {"before": calibration_metrics(before, rep["labels"], rep["groups"], resamples=cfg.resamples,
+                                             seed=cfg.seed),
+               "after": calibration_metrics(after, rep["labels"], rep["groups"], resamples=cfg.resamples,
+                                            seed=cfg.seed)}
+    report = {
+        "router": str(folder), "method": cfg.method, "calibrator": calibrator.to_dict(),
+        "experts": names, "granularity": loaded.router.granularity, "scope": loaded.router.scope,
+        "examples": {p: {n: sum(e.axis == n for e in parts[p]) for n in names} for p in parts},
+        "refused_training_prompts": refused,
+        "decision_metrics": metrics,
+        "example_accuracy": {"before": _example_accuracy(before, rep, names),
+                             "after": _example_accuracy(after, rep, names)},
+        "comparison_on_report_half": comparison,
+        "seconds": round(time.time() - t0, 1),
+    }
+    (folder / CALIBRATION).write_text(json.dumps({"calibrator": calibrator.to_dict(), "report": str(out)},
+                                                 indent=2) + "\n")
+    (out / "calibration_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    reliability_diagram({"uncalibrated": (before, rep["labels"]), f"{cfg.method}": (after, rep["labels"])},
+                        out / "reliability.png", title=f"router {folder.name}: held-out report half")
+    (out / "calibration_report.md").write_text(_markdown(report))
+    return report
+
+
+def _markdown(r: dict) -> str:
+    m = r["decision_metrics"]
+    n_rep = sum(r["examples"]["report"].values())
+    lines = [f"# Router calibration: {r['router']}", "",
+             f"Method saved: **{r['method']}** ({json.dumps(r['calibrator'])}).",
+             f"Routing: {r['granularity']}, {r['scope']}. Experts: {', '.join(r['experts'])}.",
+             f"Calibration fitted on {sum(r['examples']['calibration'].values())} held-out prompts "
+             f"({r['examples']['calibration']}); everything below is on the other {n_rep} held-out prompts "
+             f"({r['examples']['report']}). Prompts refused as router-training data: "
+             f"{r['refused_training_prompts']}.",
+             f"Metrics are over routing decisions (one per layer{' and token' if r['granularity'] == 'token' else ''}"
+             f", {m['after']['rows']} rows); 95% CIs by bootstrap over prompts (n = {m['after']['ece']['n']}).", "",
+             "| metric | uncalibrated | calibrated |", "|---|---|---|"]
+    for name in ("accuracy", "ece", "brier", "nll"):
+        lines.append(f"| {name} | {_fmt(m['before'][name])} | {_fmt(m['after'][name])} |")
+    ex = r["example_accuracy"]["after"]
+    lines += ["", "Per-prompt routing accuracy (argmax of the mean calibrated routing probability over layers):", "",
+              "| axis | accuracy [95% CI] | n |", "|---|---|---|"]
+    for name, v in ex.items():
+        lines.append(f"| {name} | {_fmt(v)} | {v['n']} |")
+    lines += ["", "Calibrators compared (each fitted on the calibration half, scored on the report half):", "",
+              "| calibrator | ECE | NLL | Brier | accuracy | parameters |", "|---|---|---|---|---|---|"]
+    for name, c in r["comparison_on_report_half"].items():
+        cm = c["metrics"]
+        params = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in c["params"].items()
+                  if k not in ("method", "center_logits", "temperatures")}
+        lines.append(f"| {name} | {_fmt(cm['ece'])} | {_fmt(cm['nll'])} | {_fmt(cm['brier'])} | "
+                     f"{_fmt(cm['accuracy'])} | {json.dumps(params)} |")
+    lines += ["", "![reliability](reliability.png)", ""]
+    return "\n".join(lines)
