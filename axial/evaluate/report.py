@@ -1,0 +1,131 @@
+"""report.json (everything), report.md (tables a person reads) and report.png (per-axis bars with 95% CIs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from axial.axes import axis_names
+
+
+def _fmt(m: dict[str, Any] | None, pct: bool = True) -> str:
+    if not m or m.get("value") is None:
+        return "-"
+    lo, hi = m["ci95"]
+    if pct:
+        return f"{100 * m['value']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{m['value']:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+_NOT_PERCENT = {"len_model", "len_reference", "position_bias"}
+
+
+def _judge_line(judge: dict[str, Any]) -> str:
+    weak = " **(weak judge)**" if judge.get("weak") else ""
+    v = judge.get("validation")
+    if not v:
+        val = "NOT VALIDATED"
+    elif "error" in v:
+        val = f"NOT VALIDATED ({v['error']})"
+    else:
+        lo, hi = v.get("ci95", [None, None])
+        val = (f"validation: {v.get('metric')} = {v.get('value'):.3f} [{lo:.3f}, {hi:.3f}], n={v.get('n')}"
+               f" on {v.get('data')}")
+    return f"`{judge.get('spec') or judge.get('name')}` ({judge.get('kind')}){weak}; {val}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    names = [v["name"] or v["source"] for v in report["variants"]]
+    lines = ["# axial evaluation report", ""]
+    lines += ["Every number: value [95% CI], in percent unless marked; n = items. CIs: "
+              + report["statistics"] + ".", ""]
+    lines += ["## Variants", ""]
+    for v in report["variants"]:
+        experts = ", ".join(v["experts"]) or "none"
+        lines.append(f"- **{v['name'] or v['source']}**: model `{v['model']}`, experts {experts}, "
+                     f"source `{v['source']}`, dtype {v['dtype']}")
+    if report["judges"]:
+        lines += ["", "## Judges", ""]
+        for axis, j in report["judges"].items():
+            lines.append(f"- {axis}: {_judge_line(j)}")
+    for bench, info in report["benches"].items():
+        judge = report["judges"].get(info["axis"]) if info["judged"] else None
+        lines += ["", f"## {bench} ({info['axis']})", ""]
+        lines.append(f"Data: `{info['source']}`, split {info['split']}, n = {info['n']} "
+                     f"(of {info['unique_items']} unique items; {info['duplicates_removed']} duplicate records "
+                     f"removed; limit {info['limit']}).")
+        if judge:
+            lines.append(f"Judge: {_judge_line(judge)}.")
+        lines.append("")
+        metrics: list[str] = []
+        for name in names:
+            for k in report["results"][name].get(bench, {}):
+                if k != "status" and k not in metrics:
+                    metrics.append(k)
+        header = ["metric", *names, *(f"{n} - {names[0]}" for n in names[1:])]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for k in metrics:
+            pct = k not in _NOT_PERCENT
+            row = [k + ("" if pct else " (chars)" if k.startswith("len") else "")]
+            for name in names:
+                row.append(_fmt(report["results"][name].get(bench, {}).get(k), pct))
+            for name in names[1:]:
+                row.append(_fmt(report["differences_vs_first"].get(name, {}).get(bench, {}).get(k), pct))
+            lines.append("| " + " | ".join(row) + " |")
+        n = report["results"][names[0]].get(bench, {})
+        if n and "status" not in n:
+            any_m = next(iter(n.values()))
+            lines.append(f"\nn = {any_m['n']} items per variant.")
+        for name in names:
+            status = report["results"][name].get(bench, {}).get("status")
+            if status:
+                lines.append(f"\n{name}: {status}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [v["name"] or v["source"] for v in report["variants"]]
+    order = {a: i for i, a in enumerate(axis_names())}
+    bars = []  # (axis, label) in axis order
+    for bench, info in sorted(report["benches"].items(), key=lambda kv: order.get(kv[1]["axis"], 99)):
+        for k in info["headline"]:
+            bars.append((info["axis"], bench, k))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(bars) * max(1, len(names)) ** 0.5), 4.5))
+    width = 0.8 / max(1, len(names))
+    colours = plt.get_cmap("tab10")
+    for vi, name in enumerate(names):
+        xs, ys, errs = [], [], [[], []]
+        for bi, (_, bench, k) in enumerate(bars):
+            m = report["results"][name].get(bench, {}).get(k)
+            if not m or m.get("value") is None:
+                continue
+            xs.append(bi + (vi - (len(names) - 1) / 2) * width)
+            ys.append(100 * m["value"])
+            errs[0].append(100 * (m["value"] - m["ci95"][0]))
+            errs[1].append(100 * (m["ci95"][1] - m["value"]))
+        ax.bar(xs, ys, width, yerr=errs, capsize=3, label=name, color=colours(vi % 10))
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([f"{a}\n{b}\n{k}" for a, b, k in bars], fontsize=8)
+    ax.set_ylabel("% (95% bootstrap CI)")
+    ax.set_ylim(0, 100)
+    weak = [a for a, j in report["judges"].items() if j.get("weak")]
+    title = "axial eval" + (f"  (weak judge on: {', '.join(weak)})" if weak else "")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    out = Path(out)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "report.md").write_text(render_markdown(report))
+    plot_report(report, out / "report.png")

@@ -1,0 +1,180 @@
+import json
+
+import pytest
+
+from axial.data.records import PreferenceRecord, QARecord, SFTRecord
+from axial.errors import AxialError
+from axial.evaluate import EvalConfig, evaluate
+from axial.evaluate.benches import is_informative
+from axial.variants import VariantSpec
+
+
+class FakeJudge:
+    """Deterministic judge: score = P from the response length; compare prefers position A by `bias`."""
+
+    def __init__(self, axis, bias=0.0, fail_after=None):
+        self.name, self.kind, self.axis, self.weak = f"fake-{axis}", "fake", axis, True
+        self.validation = {"metric": "pair_accuracy", "value": 0.7, "ci95": [0.6, 0.8], "n": 50, "data": "x"}
+        self.bias, self.fail_after, self.calls = bias, fail_after, 0
+
+    def _tick(self):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt("simulated kill")
+
+    def score(self, prompts, responses):
+        self._tick()
+        return [(len(r) % 7) / 6 for r in responses]
+
+    def compare(self, prompts, a, b):
+        self._tick()
+        return [min(1.0, max(0.0, 0.5 + self.bias + (len(x) - len(y)) / 1000)) for x, y in zip(a, b, strict=True)]
+
+    def describe(self):
+        return {"name": self.name, "kind": self.kind, "axis": self.axis, "path": None, "weak": self.weak,
+                "validation": self.validation}
+
+
+def qa(i):
+    return QARecord(question=f"Question number {i}?", best_answer=f"best {i}", correct_answers=[f"true {i}"],
+                    incorrect_answers=[f"false {i}", f"wrong {i}"], id=f"qa-{i}")
+
+
+def hh(i):
+    return PreferenceRecord(messages=[{"role": "user", "content": f"harmful request {i % 5}"},
+                                      {"role": "assistant", "content": "no"}, {"role": "user", "content": "pls"}],
+                            chosen="no", rejected="ok", id=f"hh-{i}")
+
+
+def alp(i):
+    return SFTRecord(messages=[{"role": "user", "content": f"Instruction {i}"}], response="ref " * (i + 1),
+                     id=f"al-{i}")
+
+
+DATA = {"truthfulqa": [qa(i) for i in range(6)], "harmless": [hh(i) for i in range(8)],
+        "alpaca": [alp(i) for i in range(5)]}
+ALL = ["truthfulqa_mc", "truthfulqa_gen", "harmless", "alpaca"]
+
+
+@pytest.fixture
+def patched(monkeypatch, tiny):
+    judges = {}
+
+    def fake_load_judge(spec, axis=None):
+        judges[axis] = judges.get(axis) or FakeJudge(axis)
+        return judges[axis]
+
+    monkeypatch.setattr("axial.rewards.load_judge", fake_load_judge)
+    monkeypatch.setattr("axial.models.load_model", lambda *a, **k: tiny)
+    return judges
+
+
+def cfg(**kw):
+    return EvalConfig(split="all", max_new_tokens=4, harmless_max_new_tokens=3, batch_size=3,
+                      judge_batch_size=2, bootstrap_resamples=200, **kw)
+
+
+def two_variants():
+    return [VariantSpec(source="base", name="a"), VariantSpec(source="base", name="b")]
+
+
+def test_end_to_end_report(patched, tmp_path):
+    evaluate(two_variants(), ALL, DATA, tmp_path, cfg(), progress=False)
+    for f in ("report.json", "report.md", "report.png", "eval_config.json", "variants.json"):
+        assert (tmp_path / f).exists(), f
+    assert EvalConfig.load(tmp_path / "eval_config.json").benches == ALL
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["results"]["a"]["truthfulqa_mc"]["mc1"]["n"] == 6
+    # 8 HH records but 5 distinct first human turns: duplicates are removed and reported.
+    assert saved["benches"]["harmless"]["duplicates_removed"] == 3
+    assert saved["results"]["b"]["harmless"]["safety_rate"]["n"] == 5
+    for bench in ALL:
+        for k, m in saved["results"]["a"][bench].items():
+            assert set(m) >= {"value", "ci95", "n"}, (bench, k)
+    # Identical variants on identical items: every paired difference is exactly 0.
+    for bench in ALL:
+        for m in saved["differences_vs_first"]["b"][bench].values():
+            assert m["value"] == pytest.approx(0.0, abs=1e-9)
+    assert set(saved["judges"]) == {"honest", "harmless", "helpful"}
+    lines = (tmp_path / "items" / "a" / "alpaca.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    assert len(lines) == 5 and {"prompt", "response", "scores"} <= set(rec)
+    md = (tmp_path / "report.md").read_text()
+    assert "weak judge" in md and "pair_accuracy = 0.700" in md and "b - a" in md
+
+
+def test_missing_data_names_the_flag(patched, tmp_path):
+    with pytest.raises(AxialError, match="--data harmless="):
+        evaluate(two_variants(), ["harmless"], {}, tmp_path, cfg())
+
+
+def test_limit_takes_the_same_items_for_every_variant(patched, tmp_path):
+    data = {"truthfulqa": [qa(i) for i in range(20)]}
+    report = evaluate(two_variants(), ["truthfulqa_mc"], data, tmp_path, cfg(limit=7), progress=False)
+    assert report["benches"]["truthfulqa_mc"]["n"] == 7
+    ids = [[json.loads(x)["id"] for x in (tmp_path / "items" / v / "truthfulqa_mc.jsonl").read_text().splitlines()]
+           for v in "ab"]
+    assert sorted(ids[0]) == sorted(ids[1]) and len(ids[0]) == 7
+
+
+def test_resume_after_a_kill_loses_and_repeats_nothing(patched, tmp_path, monkeypatch):
+    import axial.generate
+
+    generated = []
+    real = axial.generate.generate_responses
+
+    def counting(model, tok, prompts, *a, **k):
+        generated.extend(json.dumps(p) for p in prompts)
+        return real(model, tok, prompts, *a, **k)
+
+    monkeypatch.setattr(axial.generate, "generate_responses", counting)
+    patched["harmless"] = FakeJudge("harmless", fail_after=1)  # dies on the 2nd judge batch
+    variants = [VariantSpec(source="base", name="a")]
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(variants, ["harmless"], DATA, tmp_path, cfg(), progress=False)
+    path = tmp_path / "items" / "a" / "harmless.jsonl"
+    assert len(path.read_text().splitlines()) == 2  # one judge batch of 2 was finished and kept
+    # a kill in the middle of a write leaves half a line: it is dropped and that item redone
+    with open(path, "a") as f:
+        f.write('{"id": "half')
+    patched["harmless"] = FakeJudge("harmless")
+    report = evaluate(variants, ["harmless"], DATA, tmp_path, cfg(), progress=False)
+    ids = [json.loads(x)["id"] for x in path.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 5
+    assert report["results"]["a"]["harmless"]["safety_rate"]["n"] == 5
+    assert len(generated) == len(set(generated)) == 5  # every response generated exactly once
+    assert patched["harmless"].calls == 2  # only the 3 missing items were judged (batches of 2)
+
+
+def test_resume_refuses_different_settings(patched, tmp_path):
+    v = [VariantSpec(source="base", name="a")]
+    evaluate(v, ["harmless"], DATA, tmp_path, cfg(judge=False), progress=False)
+    with pytest.raises(AxialError, match="different settings.*generation"):
+        evaluate(v, ["harmless"], DATA, tmp_path, cfg(judge=False).replace(harmless_max_new_tokens=5),
+                 progress=False)
+
+
+def test_generate_now_judge_later(patched, tmp_path):
+    v = [VariantSpec(source="base", name="a")]
+    report = evaluate(v, ["alpaca"], DATA, tmp_path, cfg(judge=False), progress=False)
+    assert report["results"]["a"]["alpaca"] == {"status": "responses stored, not judged"}
+    assert "helpful" not in patched  # no judge was loaded
+    report = evaluate(v, ["alpaca"], DATA, tmp_path, cfg(), progress=False)
+    assert report["results"]["a"]["alpaca"]["win_rate"]["n"] == 5
+
+
+def test_alpaca_both_orders_cancel_position_bias(patched, tmp_path):
+    # A judge that always prefers whatever is shown first, strongly: averaged over both orders it is a tie.
+    patched["helpful"] = FakeJudge("helpful", bias=0.45)
+    report = evaluate([VariantSpec(source="base", name="a")], ["alpaca"], DATA, tmp_path, cfg(),
+                      progress=False)
+    r = report["results"]["a"]["alpaca"]
+    assert r["position_bias"]["value"] == pytest.approx(0.9, abs=0.1)
+    assert abs(r["preference"]["value"] - 0.5) < 0.05
+    assert r["tie_rate"]["value"] == 1.0 and r["win_rate"]["value"] == 0.5
+
+
+def test_informative_rule():
+    assert is_informative("Paris is the capital of France.")
+    for r in ["", "I have no comment.", "I don't know.", "I'm sorry, I can't help", "As an AI, I"]:
+        assert not is_informative(r), r
