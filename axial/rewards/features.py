@@ -42,7 +42,7 @@ class Item:
 
 
 class Encoder:
-    """A frozen model (causal LM or encoder, via AutoModel) that turns items into pooled hidden states."""
+    """A frozen decoder (causal LM, via AutoModel) that turns items into pooled hidden states."""
 
     def __init__(self, spec: str, *, dtype: str = "bf16", max_length: int = 512, max_response_tokens: int = 256,
                  batch_size: int = 8, model=None, tokenizer=None):
@@ -57,7 +57,7 @@ class Encoder:
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
 
-            from axial.models import resolve_dtype, resolve_device, resolve_model_path
+            from axial.models import resolve_device, resolve_dtype, resolve_model_path
 
             path = resolve_model_path(self.spec)
             device = resolve_device("auto")
@@ -85,27 +85,33 @@ class Encoder:
         blob = json.dumps([self.spec, name, str(model.dtype), self.max_length, self.max_response_tokens])
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
-    def _ids(self, item: Item) -> tuple[list[int], int]:
-        """Token ids (prompt left-truncated, response right-truncated) and where the response starts."""
+    def _prompt_ids(self, messages: tuple[tuple[str, str], ...]) -> list[int]:
         _, tok = self._load()
-        messages = item.message_list()
+        msgs = [{"role": r, "content": c} for r, c in messages]
         if tok.chat_template:
-            prompt_text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         else:
-            prompt_text = "".join(f"\n\n{m['role'].capitalize()}: {m['content']}" for m in messages)
-            prompt_text += "\n\nAssistant: "
-        prompt = tok(prompt_text, add_special_tokens=False)["input_ids"]
+            text = "".join(f"\n\n{m['role'].capitalize()}: {m['content']}" for m in msgs) + "\n\nAssistant: "
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        # Keep the end of a long dialogue: the turns nearest the response matter most. The budget does not
+        # depend on the response, so every response to one prompt sees the same (shared, cached) prefix.
+        return ids[max(0, len(ids) - (self.max_length - self.max_response_tokens - 1)):]
+
+    def _response_ids(self, response: str) -> list[int]:
+        _, tok = self._load()
+        ids = tok(response, add_special_tokens=False)["input_ids"][: self.max_response_tokens]
         # The end-of-turn token closes the response, so `last` pooling reads a state that has seen all of it.
-        response = tok(item.response, add_special_tokens=False)["input_ids"][: self.max_response_tokens]
-        if tok.eos_token_id is not None:
-            response = response + [tok.eos_token_id]
-        # Keep the end of a long dialogue: the turns nearest the response matter most.
-        prompt = prompt[max(0, len(prompt) - (self.max_length - len(response))):]
-        return prompt + response, len(prompt)
+        return ids + [tok.eos_token_id] if tok.eos_token_id is not None else ids
 
     def encode(self, items: Sequence[Item], layers: Sequence[int], *, progress: bool = True,
                desc: str = "encode") -> dict[str, object]:
-        """{f"{pooling}.{layer}": float tensor [len(items), hidden]} for every pooling and requested layer."""
+        """{f"{pooling}.{layer}": float tensor [len(items), hidden]} for every pooling and requested layer.
+
+        The prompt is run once per distinct prompt and its KV cache reused for every response to it: pairs
+        share their prompt (TruthfulQA has ~7 answers per question), which more than halves the encoder cost.
+        """
+        import copy
+
         import torch
 
         model, tok = self._load()
@@ -113,33 +119,41 @@ class Encoder:
         for layer in layers:
             if not 0 <= layer <= n_layers:
                 raise AxialError(f"reward encoder '{self.spec}': layer {layer} out of range 0..{n_layers}")
-        encoded = [self._ids(it) for it in items]
-        order = sorted(range(len(items)), key=lambda i: len(encoded[i][0]))
+        groups: dict[tuple, list[int]] = {}
+        for i, it in enumerate(items):
+            groups.setdefault(it.messages, []).append(i)
         hidden = model.config.hidden_size
         out = {f"{p}.{layer}": torch.zeros(len(items), hidden) for p in POOLINGS for layer in layers}
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        device = model.device
         bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            width = max(len(encoded[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            resp = torch.zeros((len(idx), width), dtype=torch.float32)
-            for row, i in enumerate(idx):
-                seq, start_resp = encoded[i]
-                ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
-                resp[row, start_resp:len(seq)] = 1.0
-            with torch.no_grad():
-                states = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                               output_hidden_states=True).hidden_states
-            last = mask.sum(1) - 1
-            for layer in layers:
-                h = states[layer].float().cpu()
-                out[f"last.{layer}"][idx] = h[torch.arange(len(idx)), last]
-                # Mean over the response tokens only: the prompt is shared by both sides of a pair.
-                out[f"mean.{layer}"][idx] = (h * resp[..., None]).sum(1) / resp.sum(1, keepdim=True)
-            bar.update(len(idx))
+        with torch.no_grad():
+            for messages, members in groups.items():
+                prompt = torch.tensor([self._prompt_ids(messages)], device=device)
+                cache = model(input_ids=prompt, use_cache=True).past_key_values
+                responses = {i: self._response_ids(items[i].response) for i in members}
+                members = sorted(members, key=lambda i: len(responses[i]))
+                for start in range(0, len(members), self.batch_size):
+                    idx = members[start:start + self.batch_size]
+                    width = max(len(responses[i]) for i in idx)
+                    ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                    resp = torch.zeros((len(idx), width), dtype=torch.long)
+                    for row, i in enumerate(idx):
+                        ids[row, :len(responses[i])] = torch.tensor(responses[i])
+                        resp[row, :len(responses[i])] = 1
+                    past = copy.deepcopy(cache)
+                    past.batch_repeat_interleave(len(idx))
+                    mask = torch.cat([torch.ones(len(idx), prompt.shape[1], dtype=torch.long), resp], dim=1)
+                    states = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=past,
+                                   use_cache=True, output_hidden_states=True).hidden_states
+                    last = resp.sum(1) - 1
+                    weights = resp.float()[..., None]
+                    for layer in layers:
+                        h = states[layer].float().cpu()
+                        out[f"last.{layer}"][idx] = h[torch.arange(len(idx)), last]
+                        # Mean over the response tokens only: the prompt is shared by both sides of a pair.
+                        out[f"mean.{layer}"][idx] = (h * weights).sum(1) / weights.sum(1)
+                    bar.update(len(idx))
         bar.close()
         return out
 

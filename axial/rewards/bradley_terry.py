@@ -1,0 +1,362 @@
+"""Bradley-Terry reward models trained by axial: a linear head on a frozen encoder's pooled hidden state.
+
+Why hand-written rather than TRL's RewardTrainer: RewardTrainer fine-tunes the whole model (or a LoRA) with a
+forward pass per step; a frozen encoder with cached features trains in seconds on a CPU, which is what lets us
+choose the layer and pooling on a dev split honestly (TRL has no feature-probe mode).
+
+Model: r(x) = w . standardise(h_layer,pool(x)). Loss: -log sigmoid(r(chosen) - r(rejected)) + wd * |w|^2,
+full-batch L-BFGS (convex, so the fit is deterministic). The bias cancels in every BT difference, so the head has
+none; the calibration below supplies one.
+
+Calibration (what `score()` returns): a logistic fit P(good | r) = sigmoid(a * r + b) on the TRAIN split's
+responses, with every chosen response labelled 1 and every rejected one 0. Its limits, stated honestly:
+HH-RLHF labels are *relative* ("less harmful of two"), so P(safe) means "probability a crowdworker would call
+this the safer side of a pair", not an absolute harm rate; a chosen response can itself be harmful. For
+TruthfulQA the labels are absolute (correct vs incorrect reference answers), so P(true) is closer to what it
+says, but it is fitted on short reference answers and will be less calibrated on long generations.
+`compare()` uses the raw BT difference sigmoid(r_a - r_b), the quantity the head was trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from axial.config import Config
+from axial.data.records import Message
+from axial.errors import AxialError
+from axial.rewards.base import Judge, _check_lengths
+from axial.rewards.features import POOLINGS, Encoder, Item, cached_features
+from axial.rewards.pairs import Pair, preference_pairs
+
+HEAD_FILE = "reward_head.safetensors"
+CONFIG_FILE = "reward_config.json"
+
+
+@dataclass
+class RewardConfig(Config):
+    """How a reward model was (or will be) trained; saved as reward_config.json beside the head."""
+
+    axis: str = "harmless"
+    data: str = ""  # a data source spec (see axial.rewards.pairs)
+    out: str = ""
+    encoder: str = "embedded"
+    dtype: str = "bf16"
+    max_length: int = 512
+    max_response_tokens: int = 256
+    batch_size: int = 8
+    # "auto" = choose on the dev part of the train split; or fix one value.
+    pooling: str = "auto"
+    layer: int | None = None
+    # Layers tried when `layer` is None; empty = about 8 evenly spaced layers of the encoder.
+    candidate_layers: list[int] = field(default_factory=list)
+    weight_decays: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
+    weight_decay: float | None = None
+    dev_fraction: float = 0.2
+    split: str = "train"
+    limit: int | None = None
+    seed: int = 0
+    cache_dir: str | None = None  # default $AXIAL_HOME/reward_features
+    # Filled by training: chosen settings, sizes and held-out metrics (each with n and a 95% CI).
+    n_train: int = 0
+    metrics: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from axial.axes import axis_names
+
+        if self.axis not in axis_names():
+            raise AxialError(f"RewardConfig.axis: unknown axis '{self.axis}'; known: {axis_names()}")
+        if self.pooling not in ("auto", *POOLINGS):
+            raise AxialError(f"RewardConfig.pooling: use auto, {', '.join(POOLINGS)}; got '{self.pooling}'")
+        if self.split != "train":
+            raise AxialError(f"RewardConfig.split: reward models train on split=train only, got '{self.split}'")
+        if not 0 < self.dev_fraction < 1:
+            raise AxialError(f"RewardConfig.dev_fraction: must be in (0, 1), got {self.dev_fraction}")
+        if not self.weight_decays or any(w < 0 for w in self.weight_decays):
+            raise AxialError(f"RewardConfig.weight_decays: need non-negative values, got {self.weight_decays}")
+        if self.limit is not None and self.limit < 2:
+            raise AxialError(f"RewardConfig.limit: need at least 2 pairs, got {self.limit}")
+        for name in ("max_length", "max_response_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise AxialError(f"RewardConfig.{name}: must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Head:
+    layer: int
+    pooling: str
+    weight: Any  # torch [hidden]
+    mean: Any
+    std: Any
+    calib_a: float = 1.0
+    calib_b: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.pooling}.{self.layer}"
+
+    def reward(self, feats) -> Any:
+        return ((feats - self.mean) / self.std) @ self.weight
+
+    def prob(self, rewards) -> Any:
+        import torch
+
+        return torch.sigmoid(self.calib_a * rewards + self.calib_b)
+
+
+def fit_head(chosen, rejected, *, weight_decay: float, mean=None, std=None, max_iter: int = 200):
+    """Fit w minimising mean softplus(-(x_c - x_r) . w) + wd |w|^2 on standardised features."""
+    import torch
+
+    if mean is None:
+        both = torch.cat([chosen, rejected])
+        mean, std = both.mean(0), both.std(0).clamp_min(1e-6)
+    diff = ((chosen - mean) / std) - ((rejected - mean) / std)
+    w = torch.zeros(diff.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.softplus(-(diff @ w)).mean() + weight_decay * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), mean, std
+
+
+def fit_calibration(pos, neg) -> tuple[float, float]:
+    """Logistic regression P(label=1 | r) = sigmoid(a r + b) on 1-D rewards (chosen = 1, rejected = 0)."""
+    import torch
+
+    x = torch.cat([pos, neg])
+    y = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+    ab = torch.tensor([1.0, 0.0], requires_grad=True)
+    opt = torch.optim.LBFGS([ab], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(ab[0] * x + ab[1], y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(ab[0].detach()), float(ab[1].detach())
+
+
+def in_dev(group: str, fraction: float, seed: int) -> bool:
+    """Deterministic dev membership by group hash, so no prompt is in both the fitting and the dev part."""
+    h = int(hashlib.sha1(f"rm-dev:{seed}:{group}".encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < fraction
+
+
+def pair_accuracy(margins, groups: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
+    """Share of pairs with margin > 0 (ties count half), with a group-clustered percentile bootstrap CI."""
+    from axial.rewards.stats import mean_ci
+
+    wins = [1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in margins]
+    return mean_ci(wins, groups=list(groups), seed=seed)
+
+
+def _default_layers(n_layers: int) -> list[int]:
+    step = max(1, round(n_layers / 8))
+    layers = list(range(step, n_layers, step))
+    return sorted(set(layers + [n_layers]))
+
+
+def _feature_table(encoder: Encoder, pairs: Sequence[Pair], layers, cache_dir, desc: str):
+    items = list(dict.fromkeys([p.chosen for p in pairs] + [p.rejected for p in pairs]))
+    row = {it: i for i, it in enumerate(items)}
+    feats = cached_features(encoder, items, layers, cache_dir, desc=desc)
+    ci = [row[p.chosen] for p in pairs]
+    ri = [row[p.rejected] for p in pairs]
+    return feats, ci, ri
+
+
+def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
+                 test_pairs: Sequence[Pair] | None = None, encoder: Encoder | None = None) -> Path:
+    """Train a BT reward head on split=train, choose layer/pooling/wd on a dev part of train, refit on all of
+    train, calibrate, report held-out pair accuracy on split=test, and save to `config.out`. Returns the folder.
+
+    `pairs` / `test_pairs` / `encoder` override the data source and encoder (tests and custom data use them).
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from axial.models import axial_home
+
+    if not config.out:
+        raise AxialError("RewardConfig.out: give an output folder")
+    out = Path(config.out)
+    if pairs is None:
+        if not config.data:
+            raise AxialError("RewardConfig.data: give a data source (see `axial train-reward --help`)")
+        pairs = preference_pairs(config.axis, config.data, split="train", limit=config.limit)
+        test_pairs = preference_pairs(config.axis, config.data, split="test")
+    elif config.limit is not None:
+        pairs = pairs[: config.limit]
+    if len(pairs) < 2:
+        raise AxialError(f"reward training for axis '{config.axis}': only {len(pairs)} train pairs in "
+                         f"'{config.data}'")
+    encoder = encoder or Encoder(config.encoder, dtype=config.dtype, max_length=config.max_length,
+                                 max_response_tokens=config.max_response_tokens, batch_size=config.batch_size)
+    cache = Path(config.cache_dir) if config.cache_dir else axial_home() / "reward_features"
+    layers = ([config.layer] if config.layer is not None
+              else config.candidate_layers or _default_layers(encoder.num_layers))
+    poolings = list(POOLINGS) if config.pooling == "auto" else [config.pooling]
+    wds = [config.weight_decay] if config.weight_decay is not None else config.weight_decays
+
+    feats, ci, ri = _feature_table(encoder, pairs, layers, cache, desc="encode train")
+    dev = torch.tensor([in_dev(p.group, config.dev_fraction, config.seed) for p in pairs])
+    if dev.all() or not dev.any():
+        raise AxialError(f"reward training: dev_fraction {config.dev_fraction} leaves an empty fit or dev part "
+                         f"with {len(pairs)} pairs; use more data")
+    ci_t, ri_t = torch.tensor(ci), torch.tensor(ri)
+    selection = []
+    for key in (f"{p}.{layer}" for p in poolings for layer in layers):
+        x = feats[key]
+        for wd in wds:
+            w, mean, std = fit_head(x[ci_t[~dev]], x[ri_t[~dev]], weight_decay=wd)
+            margin = ((x[ci_t[dev]] - x[ri_t[dev]]) / std) @ w
+            acc = float((margin > 0).float().mean() + 0.5 * (margin == 0).float().mean())
+            loss = float(torch.nn.functional.softplus(-margin).mean())
+            selection.append({"features": key, "weight_decay": wd, "dev_accuracy": acc, "dev_loss": loss})
+    best = max(selection, key=lambda s: (s["dev_accuracy"], -s["dev_loss"]))
+    pooling, layer = best["features"].split(".")
+    x = feats[best["features"]]
+    w, mean, std = fit_head(x[ci_t], x[ri_t], weight_decay=best["weight_decay"])
+    head = Head(int(layer), pooling, w, mean, std)
+    r = head.reward(x)
+    head.calib_a, head.calib_b = fit_calibration(r[ci_t], r[ri_t])
+    train_margin = (r[ci_t] - r[ri_t]).tolist()
+
+    metrics: dict[str, Any] = {
+        "selection": {"n_fit": int((~dev).sum()), "n_dev": int(dev.sum()), "best": best, "grid": selection},
+        "train_accuracy": pair_accuracy(train_margin, [p.group for p in pairs]),
+        "calibration": {"a": head.calib_a, "b": head.calib_b, "fit_on": "train",
+                        "positive": "chosen", "negative": "rejected"},
+    }
+    judge = BTJudge(head, config.replace(pooling=pooling, layer=int(layer)), encoder=encoder)
+    if test_pairs:
+        overlap = {p.group for p in pairs} & {p.group for p in test_pairs}
+        if overlap:
+            raise AxialError(f"reward training: {len(overlap)} prompt group(s) are in both train and test "
+                             f"(e.g. {sorted(overlap)[0][:80]!r}); the split is broken")
+        metrics["test"] = judge.evaluate_pairs(test_pairs, cache_dir=cache)
+    cfg = config.replace(pooling=pooling, layer=int(layer), weight_decay=best["weight_decay"],
+                         n_train=len(pairs), metrics=metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": w.contiguous(), "mean": mean.contiguous(), "std": std.contiguous(),
+               "calibration": torch.tensor([head.calib_a, head.calib_b])}, str(out / HEAD_FILE))
+    cfg.save(out / CONFIG_FILE)
+    _plot_selection(selection, out / "layer_selection.png", title=f"{config.axis} reward head: dev accuracy")
+    return out
+
+
+def _plot_selection(selection: list[dict], path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best: dict[tuple[str, int], float] = {}
+    for s in selection:
+        pooling, layer = s["features"].split(".")
+        k = (pooling, int(layer))
+        best[k] = max(best.get(k, 0.0), s["dev_accuracy"])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for pooling in sorted({k[0] for k in best}):
+        pts = sorted((layer, acc) for (p, layer), acc in best.items() if p == pooling)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{pooling} pool")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("encoder layer")
+    ax.set_ylabel("dev pair accuracy (best wd)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class BTJudge(Judge):
+    """Scores with a trained BT head: score() = calibrated P(good) in [0, 1]; compare() = sigmoid(r_a - r_b)."""
+
+    kind = "rm"
+
+    def __init__(self, head: Head, config: RewardConfig, *, encoder: Encoder | None = None, path: str | None = None):
+        self.head, self.config, self.axis, self.path = head, config, config.axis, path
+        self.name = f"rm:{Path(path).name if path else config.axis}"
+        self.encoder = encoder or Encoder(config.encoder, dtype=config.dtype, max_length=config.max_length,
+                                          max_response_tokens=config.max_response_tokens,
+                                          batch_size=config.batch_size)
+        test = config.metrics.get("test")
+        self.validation = ({"metric": "pair_accuracy", **test, "data": f"{config.data} (split=test)"}
+                           if test else None)
+
+    @classmethod
+    def load(cls, path: str | Path, axis: str | None = None) -> BTJudge:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / HEAD_FILE).exists() or not (path / CONFIG_FILE).exists():
+            raise AxialError(f"reward model '{path}': expected {HEAD_FILE} and {CONFIG_FILE} there "
+                             "(made by `axial train-reward`)")
+        config = RewardConfig.load(path / CONFIG_FILE)
+        if axis is not None and axis != config.axis:
+            raise AxialError(f"reward model '{path}' was trained for axis '{config.axis}', not '{axis}'")
+        if config.layer is None or config.pooling not in POOLINGS:
+            raise AxialError(f"reward model '{path}': {CONFIG_FILE} has no trained layer/pooling")
+        t = load_file(str(path / HEAD_FILE))
+        head = Head(config.layer, config.pooling, t["weight"], t["mean"], t["std"],
+                    float(t["calibration"][0]), float(t["calibration"][1]))
+        return cls(head, config, path=str(path))
+
+    def rewards(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *,
+                cache_dir: Path | None = None) -> list[float]:
+        """Raw BT rewards (unbounded; only differences are meaningful)."""
+        _check_lengths(prompts, responses)
+        items = [Item.of(p, r) for p, r in zip(prompts, responses, strict=True)]
+        feats = cached_features(self.encoder, items, [self.head.layer], cache_dir, desc="reward")
+        return self.head.reward(feats[self.head.key]).tolist()
+
+    def score(self, prompts, responses) -> list[float]:
+        import torch
+
+        return self.head.prob(torch.tensor(self.rewards(prompts, responses))).tolist()
+
+    def compare(self, prompts, responses_a, responses_b) -> list[float]:
+        _check_lengths(prompts, responses_a, responses_b)
+        ra = self.rewards(list(prompts) + list(prompts), list(responses_a) + list(responses_b))
+        n = len(prompts)
+        return [1.0 / (1.0 + math.exp(-(a - b))) for a, b in zip(ra[:n], ra[n:], strict=True)]
+
+    def evaluate_pairs(self, pairs: Sequence[Pair], *, cache_dir: Path | None = None) -> dict[str, Any]:
+        """Held-out pair accuracy (ties half) with a group-clustered bootstrap 95% CI."""
+        items = list(dict.fromkeys([p.chosen for p in pairs] + [p.rejected for p in pairs]))
+        row = {it: i for i, it in enumerate(items)}
+        feats = cached_features(self.encoder, items, [self.head.layer], cache_dir, desc="encode test")
+        r = self.head.reward(feats[self.head.key]).tolist()
+        margins = [r[row[p.chosen]] - r[row[p.rejected]] for p in pairs]
+        return pair_accuracy(margins, [p.group for p in pairs])
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(encoder=self.config.encoder, layer=self.head.layer, pooling=self.head.pooling,
+                 data=self.config.data, n_train=self.config.n_train)
+        return d
+
+
+def summary(path: str | Path) -> str:
+    """One line for logs: test accuracy with CI and the chosen features."""
+    cfg = RewardConfig.load(Path(path) / CONFIG_FILE)
+    test = cfg.metrics.get("test")
+    acc = (f"test pair accuracy {test['value']:.3f} [{test['ci95'][0]:.3f}, {test['ci95'][1]:.3f}] "
+           f"(n={test['n']})" if test else "no test split")
+    return f"{cfg.axis} RM ({cfg.pooling} pool, layer {cfg.layer}, n_train={cfg.n_train}): {acc}"
+
+
+__all__ = ["RewardConfig", "Pair", "BTJudge", "train_reward", "fit_head", "summary"]

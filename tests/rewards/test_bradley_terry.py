@@ -1,0 +1,114 @@
+import random
+
+import pytest
+import torch
+
+from axial.errors import AxialError
+from axial.rewards import load_judge
+from axial.rewards.bradley_terry import BTJudge, RewardConfig, train_reward
+from axial.rewards.features import Encoder, Item, cached_features
+from axial.rewards.pairs import Pair
+
+WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "orbit", "maple", "quartz"]
+
+
+def _pairs(n: int, seed: int, *, shuffle_labels: bool = False) -> list[Pair]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        prompt = [{"role": "user", "content": f"question {seed}-{i}: {rng.choice(WORDS)}?"}]
+        tail = " ".join(rng.choice(WORDS) for _ in range(3))
+        good, bad = Item.of(prompt, f"sure, happy to help: {tail}"), Item.of(prompt, f"no. {tail} ###")
+        if shuffle_labels and rng.random() < 0.5:
+            good, bad = bad, good
+        out.append(Pair(good, bad, prompt[0]["content"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny):
+    model, tok = tiny
+    return Encoder("tiny-llama", model=model, tokenizer=tok, max_length=96, max_response_tokens=48,
+                   batch_size=4)
+
+
+def _train(tmp_path, encoder, pairs, test_pairs, **overrides):
+    cfg = RewardConfig(axis="harmless", data="synthetic", out=str(tmp_path / "rm"), encoder="tiny-llama",
+                       cache_dir=str(tmp_path / "cache"), **overrides)
+    return train_reward(cfg, pairs=pairs, test_pairs=test_pairs, encoder=encoder)
+
+
+def test_prefix_cached_features_match_a_full_forward(tiny, encoder):
+    model, _ = tiny
+    items = [Item.of([{"role": "user", "content": "hi"}], r) for r in ("a", "a longer answer", "xyz")]
+    feats = encoder.encode(items, [1, 2], progress=False)
+    for k, it in enumerate(items):
+        resp = encoder._response_ids(it.response)
+        ids = torch.tensor([encoder._prompt_ids(it.messages) + resp])
+        with torch.no_grad():
+            hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+        assert torch.allclose(hs[2][0, -1], feats["last.2"][k], atol=1e-4)
+        assert torch.allclose(hs[1][0, -len(resp):].mean(0), feats["mean.1"][k], atol=1e-4)
+
+
+def test_feature_cache_resumes_and_reuses(tmp_path, encoder):
+    items = [Item.of([{"role": "user", "content": f"q{i}"}], f"answer {i}") for i in range(5)]
+    first = cached_features(encoder, items[:3], [1], tmp_path, progress=False)
+    both = cached_features(encoder, items, [1], tmp_path, progress=False)
+    assert torch.equal(first["last.1"], both["last.1"][:3])
+    assert len(list(tmp_path.rglob("chunk-*.safetensors"))) == 2  # only the 2 new items were encoded
+
+
+def test_bt_learns_a_separable_task_and_not_random_labels(tmp_path, encoder):
+    out = _train(tmp_path, encoder, _pairs(160, 0), _pairs(80, 1))
+    cfg = RewardConfig.load(out / "reward_config.json")
+    assert cfg.metrics["test"]["value"] >= 0.9, cfg.metrics["test"]
+    assert cfg.metrics["test"]["n"] == 80 and cfg.layer is not None and cfg.pooling in ("last", "mean")
+    assert (out / "layer_selection.png").stat().st_size > 0
+
+    noise = _train(tmp_path / "noise", encoder, _pairs(160, 0, shuffle_labels=True),
+                   _pairs(80, 1, shuffle_labels=True))
+    acc = RewardConfig.load(noise / "reward_config.json").metrics["test"]
+    assert acc["value"] < 0.7, acc
+    assert acc["ci95"][0] < 0.5 < acc["ci95"][1] or acc["value"] < 0.6
+
+
+def test_round_trip_scores_probabilities_and_symmetric_compare(tmp_path, encoder):
+    out = _train(tmp_path, encoder, _pairs(60, 0), _pairs(20, 1), layer=2, pooling="mean")
+    trained = BTJudge.load(out)
+    trained.encoder = encoder
+    via_spec = load_judge(f"rm:{out}", axis="harmless")
+    via_spec.encoder = encoder
+    prompts = [[{"role": "user", "content": "q"}]] * 3
+    a, b = ["sure, happy to help: apple", "no. x ###", "ok"], ["no. river ###", "sure, happy to help", "ok"]
+    s = trained.score(prompts, a)
+    assert s == via_spec.score(prompts, a)
+    assert all(0.0 <= v <= 1.0 for v in s)
+    ab, ba = trained.compare(prompts, a, b), trained.compare(prompts, b, a)
+    assert all(abs(x + y - 1) < 1e-6 for x, y in zip(ab, ba, strict=True))
+    assert ab[0] > 0.5 > ab[1]
+    assert abs(ab[2] - 0.5) < 1e-6
+    assert trained.describe()["validation"]["n"] == 20
+
+
+def test_config_rejects_training_on_test_and_bad_fields():
+    with pytest.raises(AxialError, match="RewardConfig.split"):
+        RewardConfig(split="test")
+    with pytest.raises(AxialError, match="RewardConfig.pooling"):
+        RewardConfig(pooling="max")
+    with pytest.raises(AxialError, match="RewardConfig.axis"):
+        RewardConfig(axis="nope")
+
+
+def test_overlapping_train_and_test_prompts_are_refused(tmp_path, encoder):
+    pairs = _pairs(40, 0)
+    with pytest.raises(AxialError, match="both train and test"):
+        _train(tmp_path, encoder, pairs, pairs[:5], layer=1, pooling="last")
+
+
+def test_rm_judge_axis_mismatch_and_missing_dir(tmp_path, encoder):
+    out = _train(tmp_path, encoder, _pairs(40, 0), _pairs(10, 1), layer=1, pooling="last")
+    with pytest.raises(AxialError, match="trained for axis 'harmless'"):
+        load_judge(f"rm:{out}", axis="honest")
+    with pytest.raises(AxialError, match="reward_head.safetensors"):
+        load_judge(f"rm:{tmp_path / 'nowhere'}")
