@@ -52,6 +52,16 @@ def pools(config: MoraConfig) -> tuple[list[Prompt], list[Prompt]]:
     return train, heldout
 
 
+def round_robin(prompts: list[Prompt]) -> list[Prompt]:
+    """Prompts interleaved across axes (first of each axis, then second, ...), so that a run stopped early has
+    sampled every axis about equally rather than only the first source."""
+    by_axis: dict[str, list[Prompt]] = {}
+    for p in prompts:
+        by_axis.setdefault(p.axis, []).append(p)
+    queues = list(by_axis.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 def rollouts(config: MoraConfig) -> list[dict]:
     path = config.folder / ROLLOUTS
     rows = read_jsonl_resumable(path)
@@ -70,7 +80,7 @@ def step_sample(config: MoraConfig, *, generate=None, judges=None) -> list[dict]
 
     save_config(config)
     train, _ = pools(config)
-    rows = sample(config, train, config.folder / ROLLOUTS, generate=generate, judges=judges)
+    rows = sample(config, round_robin(train), config.folder / ROLLOUTS, generate=generate, judges=judges)
     console.print(f"sample: {len(rows)} prompts x k={config.k} rollouts in {config.folder / ROLLOUTS}")
     return rows
 
