@@ -7,6 +7,7 @@ killed run resumes from its last finished chunk and a second reward model on the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -127,7 +128,7 @@ class Encoder:
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         device = model.device
         bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
-        with torch.no_grad():
+        with torch.no_grad(), _first_layers(model, max(layers) + 1 if max(layers) < n_layers else n_layers):
             for messages, members in groups.items():
                 prompt = torch.tensor([self._prompt_ids(messages)], device=device)
                 cache = model(input_ids=prompt, use_cache=True).past_key_values
@@ -156,6 +157,24 @@ class Encoder:
                     bar.update(len(idx))
         bar.close()
         return out
+
+
+@contextlib.contextmanager
+def _first_layers(model, k: int):
+    """Run only the first k decoder layers: a head on a middle layer needs no later layer, and a reward model
+    on layer 12 of 30 then scores 2.5x faster. hidden_states[i] for i < k are unchanged (only the last entry
+    gets the final norm, which is why callers ask for one layer more than they read)."""
+    base = getattr(model, "base_model", model)
+    layers = getattr(base, "layers", None)
+    if layers is None or k >= len(layers):
+        yield
+        return
+    n = model.config.num_hidden_layers
+    base.layers, model.config.num_hidden_layers = layers[:k], k
+    try:
+        yield
+    finally:
+        base.layers, model.config.num_hidden_layers = layers, n
 
 
 def cached_features(encoder: Encoder, items: Sequence[Item], layers: Sequence[int], cache_dir: Path | None,

@@ -112,3 +112,19 @@ def test_rm_judge_axis_mismatch_and_missing_dir(tmp_path, encoder):
         load_judge(f"rm:{out}", axis="honest")
     with pytest.raises(AxialError, match="reward_head.safetensors"):
         load_judge(f"rm:{tmp_path / 'nowhere'}")
+
+
+def test_middle_layer_features_skip_later_layers_without_changing_values():
+    from axial.testing import tiny_llama
+
+    model, tok = tiny_llama(layers=3)
+    enc = Encoder("tiny-3", model=model, tokenizer=tok, max_length=64, max_response_tokens=16)
+    items = [Item.of([{"role": "user", "content": "hi"}], r) for r in ("one", "two words")]
+    full = enc.encode(items, [1, 3], progress=False)
+    calls = []
+    hook = model.model.layers[2].register_forward_hook(lambda *a: calls.append(1))
+    part = enc.encode(items, [1], progress=False)
+    hook.remove()
+    assert not calls and len(model.model.layers) == 3 and model.config.num_hidden_layers == 3
+    assert torch.allclose(full["last.1"], part["last.1"], atol=1e-5)
+    assert torch.allclose(full["mean.1"], part["mean.1"], atol=1e-5)
