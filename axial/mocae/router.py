@@ -108,15 +108,18 @@ class MoCaERouter(nn.Module):
         b, t, _ = hidden.shape
         if self.granularity == "token":
             z = self.head_logits(self.normalise(hidden), layer_idx)
+            cal = self.calibrated(z, layer_idx)
         else:
-            z = self._sequence_logits(hidden, layer_idx).expand(b, t, -1)
+            z, cal = self._sequence_logits(hidden, layer_idx)
+            z, cal = z.expand(b, t, -1), cal.expand(b, t, -1)
         if self.recorded is not None:
             self.recorded[layer_idx] = z
-        return self.calibrated(z, layer_idx)
+        return cal
 
-    def _sequence_logits(self, hidden: torch.Tensor, layer_idx: int) -> torch.Tensor:
+    def _sequence_logits(self, hidden: torch.Tensor, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw, calibrated) logits [B, 1, K]; computed at prefill, reused by every decoding step."""
         cached = self._pooled.get(layer_idx)
-        if self._decoding and cached is not None and cached.shape[0] == hidden.shape[0]:
+        if self._decoding and cached is not None and cached[0].shape[0] == hidden.shape[0]:
             return cached
         if not (self._bound_to is not None or self._explicit_mask):
             raise AxialError("a per-sequence router needs the attention mask to pool the prompt: attach it with "
@@ -128,8 +131,8 @@ class MoCaERouter(nn.Module):
         m = mask.to(device=hidden.device, dtype=torch.float32)[..., None]
         pooled = (self.normalise(hidden) * m).sum(1) / m.sum(1).clamp_min(1.0)
         z = self.head_logits(pooled, layer_idx)[:, None, :]
-        self._pooled[layer_idx] = z
-        return z
+        self._pooled[layer_idx] = (z, self.calibrated(z, layer_idx))
+        return self._pooled[layer_idx]
 
     # ---- sequence state --------------------------------------------------------------------------------
     def bind(self, model: nn.Module) -> None:
