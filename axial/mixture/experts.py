@@ -246,10 +246,14 @@ def experts_from_finetuned(base_model, finetuned, rank: int, *, name: str | None
         raise AxialError(f"experts_from_finetuned: rank must be >= 1, got {rank}")
     source = ""
     if isinstance(finetuned, (str, Path)):
-        from axial.models import load_model
+        from transformers import AutoModelForCausalLM
+
+        from axial.models import resolve_model_path
 
         source = str(finetuned)
-        finetuned, _ = load_model(source, dtype="fp32", device="cpu")
+        # Weights only: a fine-tuned checkpoint need not carry a tokenizer.
+        finetuned = AutoModelForCausalLM.from_pretrained(resolve_model_path(source), dtype=torch.float32,
+                                                         use_safetensors=True)
     base_params = dict(base_model.named_parameters())
     ft_params = dict(finetuned.named_parameters())
     missing = sorted(set(base_params) ^ set(ft_params))

@@ -2,6 +2,7 @@
 
 from axial.preference.export import ExportConfig, export
 from axial.preference.merge import MergeConfig, anchor_experts, merge_experts
+from axial.preference.pareto import ParetoConfig, hypervolume, pareto
 from axial.preference.preference import Preference, parse_preference, simplex_grid
 from axial.preference.routing import (
     Anchor,
@@ -13,6 +14,6 @@ from axial.preference.routing import (
     static_weights,
 )
 
-__all__ = ["Anchor", "ExportConfig", "MergeConfig", "Preference", "PreferenceRouter", "anchor_experts",
-           "convex_weights", "default_anchors", "export", "merge_experts", "parse_preference", "preference_plan",
+__all__ = ["Anchor", "ExportConfig", "MergeConfig", "ParetoConfig", "Preference", "PreferenceRouter", "anchor_experts",
+           "convex_weights", "default_anchors", "export", "hypervolume", "merge_experts", "pareto", "parse_preference", "preference_plan",
            "route_preference", "simplex_grid", "static_weights"]

@@ -100,3 +100,18 @@ def test_missing_weights_file_and_bad_sidecar_are_named(tmp_path):
         load_lora_expert(folder)
     with pytest.raises(AxialError, match="no adapter_config.json"):
         load_lora_expert(tmp_path / "nowhere")
+
+
+def test_experts_from_finetuned_cli(tiny_model_dir, tmp_path):
+    from axial.cli import main
+
+    ft = finetuned_with_rank2_updates()
+    ft.save_pretrained(tmp_path / "ft")
+    main(["experts-from-finetuned", "--model", str(tiny_model_dir), "--finetuned", str(tmp_path / "ft"),
+          "--rank", "2", "--name", "honest", "--out", str(tmp_path / "svd")])
+    expert = load_lora_expert(tmp_path / "svd")
+    assert expert.name == "honest" and expert.meta["max_relative_error"] < 1e-5
+    model = fresh()
+    Mixture.attach(model, [expert]).set_weights([1.0])
+    x = torch.randint(0, 250, (1, 6))
+    torch.testing.assert_close(out(model, x), out(ft, x), atol=1e-4, rtol=0)

@@ -222,3 +222,20 @@ def test_target_modules_restricts_what_is_replaced(adapters):
     model = fresh()
     mix = Mixture.attach(model, adapters, target_modules=["v_proj"])
     assert sorted(mix.modules) == ["model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.v_proj"]
+
+
+def test_generate_responses_with_per_prompt_weights(mixed):
+    from axial.generate import GenerationConfig, generate_responses
+
+    model, mix = mixed
+    tok = tiny_llama(seed=0)[1]
+    prompts = ["abcd", "wxyz", "pqrs"]
+    per_prompt = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.3, 0.3, 0.4]]
+    cfg = GenerationConfig(max_new_tokens=6, batch_size=3)
+    batched = generate_responses(model, tok, prompts, cfg, progress=False, row_kwargs=mix.row_weights(per_prompt))
+    alone = []
+    for p, w in zip(prompts, per_prompt, strict=True):
+        mix.set_weights(w)
+        alone.append(generate_responses(model, tok, [p], cfg, progress=False)[0])
+    assert batched == alone
+    assert len(set(alone)) > 1  # the weights matter, so a mix-up of rows would show

@@ -1,0 +1,297 @@
+"""`pareto`: sweep preferences, score every point on every axis, and compare fronts by hypervolume.
+
+Each point is a variant of the same mixture (HoE preference routing at λ, or a baseline) run on the same
+held-out prompts and scored per item by one judge per axis. Because items are shared, the hypervolume
+difference between HoE routing and linear weight interpolation gets a paired bootstrap CI (prompts
+resampled jointly for every point), and "HoE dominates linear at λ" is counted per preference.
+
+Note: with only single-axis LoRA experts and no routers, HoE routing at λ *is* linear interpolation
+(w2 = λ exactly, and interpolating LoRA task vectors is linear in the output); HoE differs once merged anchor
+experts (axial merge-experts) or anchor routers are added, which is what this comparison measures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from axial.config import Config
+from axial.errors import AxialError
+from axial.preference.preference import Preference, simplex_grid
+from axial.preference.routing import route_preference
+
+BASELINES = ("linear", "uniform", "experts", "base")
+
+
+@dataclass
+class ParetoConfig(Config):
+    points_per_edge: int = 5  # simplex grid: 3 axes x 5 per edge = 15 preferences
+    preferences: list[str] = field(default_factory=list)  # explicit list instead of the grid
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    bootstrap_resamples: int = 1000
+    seed: int = 0
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise AxialError(f"ParetoConfig.baselines: unknown {unknown}; choose from {list(BASELINES)}")
+        if self.points_per_edge < 2:
+            raise AxialError(f"ParetoConfig.points_per_edge: must be >= 2, got {self.points_per_edge}")
+        if self.bootstrap_resamples < 100:
+            raise AxialError(f"ParetoConfig.bootstrap_resamples: use >= 100, got {self.bootstrap_resamples}")
+
+
+@dataclass
+class Point:
+    label: str
+    kind: str  # hoe | linear | uniform | expert | base
+    preference: dict[str, float] | None
+    scores: dict[str, list[float]]  # axis -> per-item scores
+
+    def means(self, axes: Sequence[str]) -> np.ndarray:
+        return np.array([np.mean(self.scores[a]) for a in axes])
+
+
+# ---- geometry --------------------------------------------------------------------------------------------
+def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume dominated by `points` (maximisation) above `ref`, by recursive slicing.
+
+    Exact in any dimension; cost grows like n^(d-1), fine for the tens of points a sweep produces.
+    """
+    pts = np.asarray(points, dtype=float)
+    ref = np.asarray(ref, dtype=float)
+    pts = pts[(pts > ref).all(axis=1)] if len(pts) else pts
+    if len(pts) == 0:
+        return 0.0
+    if pts.shape[1] == 1:
+        return float(pts[:, 0].max() - ref[0])
+    # Slice along the last axis: between consecutive levels, the dominated region's cross-section is the
+    # (d-1)-dimensional hypervolume of the points at or above that level.
+    order = np.argsort(-pts[:, -1], kind="stable")
+    pts = pts[order]
+    levels = pts[:, -1]
+    total = 0.0
+    for i in range(len(pts)):
+        lower = levels[i + 1] if i + 1 < len(pts) else ref[-1]
+        height = levels[i] - lower
+        if height > 0:
+            total += height * hypervolume(pts[: i + 1, :-1], ref[:-1])
+    return total
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool((a >= b).all() and (a > b).any())
+
+
+def front_mask(points: np.ndarray) -> np.ndarray:
+    """True for points no other point dominates."""
+    return np.array([not any(dominates(q, p) for j, q in enumerate(points) if j != i) for i, p in enumerate(points)])
+
+
+# ---- sweep -----------------------------------------------------------------------------------------------
+def sweep_points(mixture, axes: Sequence[str], config: ParetoConfig, anchors=None) -> list[tuple[Point, Callable]]:
+    """(point without scores, a function that puts the mixture in that point's state), in sweep order."""
+    if config.preferences:
+        from axial.preference.preference import parse_preference
+
+        prefs = [parse_preference(p, axes) for p in config.preferences]
+    else:
+        prefs = simplex_grid(list(axes), config.points_per_edge)
+    names = mixture.expert_names
+    axis_experts = [n for n in names if n in axes]
+
+    def state(weights=None, pref: Preference | None = None):
+        def apply():
+            mixture.set_router(None)
+            if pref is not None:
+                route_preference(mixture, pref, anchors)
+            else:
+                mixture.set_weights(weights)
+        return apply
+
+    out = [(Point(f"hoe {p}", "hoe", p.as_dict(), {}), state(pref=p)) for p in prefs]
+    if "linear" in config.baselines:
+        # Rewarded-Soups-style interpolation of the axis experts' task vectors: w = λ on axis experts only.
+        out += [(Point(f"linear {p}", "linear", p.as_dict(), {}),
+                 state(weights=[p.as_dict().get(n, 0.0) if n in axis_experts else 0.0 for n in names]))
+                for p in prefs]
+    if "uniform" in config.baselines:
+        w = [1.0 / len(axis_experts) if n in axis_experts else 0.0 for n in names]
+        out.append((Point("uniform", "uniform", None, {}), state(weights=w)))
+    if "experts" in config.baselines:
+        out += [(Point(f"expert {n}", "expert", None, {}), state(weights=[float(m == n) for m in names]))
+                for n in axis_experts]
+    if "base" in config.baselines:
+        out.append((Point("base", "base", None, {}), state(weights=None)))
+    return out
+
+
+def pareto(mixture, axes: Sequence[str], evaluate_point: Callable[[], dict[str, list[float]]],
+           config: ParetoConfig | None = None, *, anchors=None, out: str | Path | None = None,
+           judges: dict | None = None, progress: bool = True) -> dict:
+    """Run the sweep: for each point, set the mixture and call `evaluate_point()` -> {axis: per-item scores}.
+
+    Every point must score the same items in the same order (the paired statistics rely on it). Writes
+    DIR/pareto.json, pareto.md, pareto.png and pareto_config.json when `out` is given; resumes from
+    DIR/points.jsonl (points already scored are not re-run). `judges` ({axis: Judge.describe()}) is
+    recorded in the report; a weak judge is flagged in the Markdown.
+    """
+    cfg = config or ParetoConfig()
+    axes = list(axes)
+    done: dict[str, dict] = {}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "pareto_config.json")
+        cache = out / "points.jsonl"
+        if cache.exists():
+            done = {d["label"]: d["scores"] for d in map(json.loads, cache.read_text().splitlines()) if d}
+    points = []
+    plan = sweep_points(mixture, axes, cfg, anchors)
+    for point, apply in tqdm(plan, desc="pareto", disable=not progress):
+        if point.label in done:
+            point.scores = done[point.label]
+        else:
+            apply()
+            point.scores = {a: [float(s) for s in v] for a, v in evaluate_point().items()}
+            if out is not None:
+                with (out / "points.jsonl").open("a") as f:
+                    f.write(json.dumps({"label": point.label, "scores": point.scores}) + "\n")
+        missing = [a for a in axes if a not in point.scores]
+        if missing:
+            raise AxialError(f"pareto: point '{point.label}' has no scores for axis/axes {missing}")
+        points.append(point)
+    mixture.set_router(None)
+    mixture.set_weights(None)
+    report = summarise(points, axes, cfg)
+    if judges:
+        report["judges"] = judges
+    if out is not None:
+        write_pareto_report(report, points, axes, out)
+    return report
+
+
+def summarise(points: Sequence[Point], axes: Sequence[str], cfg: ParetoConfig) -> dict:
+    n_items = {len(s) for p in points for s in p.scores.values()}
+    if len(n_items) != 1:
+        raise AxialError(f"pareto: points were scored on different numbers of items {sorted(n_items)}; every "
+                         "point must score the same items")
+    n = n_items.pop()
+    arr = {p.label: np.array([p.scores[a] for a in axes]) for p in points}  # [A, n]
+    hoe = [p.label for p in points if p.kind == "hoe"]
+    lin = [p.label for p in points if p.kind == "linear"]
+    every = [p.label for p in points]
+
+    def stats(idx):
+        means = {k: v[:, idx].mean(axis=1) for k, v in arr.items()}
+        # Reference point: the worst mean on each axis over every point, so all fronts share one box.
+        ref = np.min(np.stack([means[k] for k in every]), axis=0) - 1e-9
+        hv_h = hypervolume(np.stack([means[k] for k in hoe]), ref)
+        hv_l = hypervolume(np.stack([means[k] for k in lin]), ref) if lin else math.nan
+        return hv_h, hv_l
+
+    full = np.arange(n)
+    hv_h, hv_l = stats(full)
+    rng = np.random.default_rng(cfg.seed)
+    boots = np.array([stats(rng.integers(0, n, n)) for _ in range(cfg.bootstrap_resamples)])
+
+    def ci(values):
+        return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+    result = {
+        "axes": list(axes), "n_items": n,
+        "statistics": f"percentile bootstrap over items (paired across points), {cfg.bootstrap_resamples} "
+                      f"resamples, seed {cfg.seed}; hypervolume reference = per-axis minimum mean over all points",
+        "points": [{"label": p.label, "kind": p.kind, "preference": p.preference,
+                    "mean": dict(zip(axes, p.means(axes).tolist(), strict=True)),
+                    "ci95": {a: ci(rng.choice(p.scores[a], (cfg.bootstrap_resamples, n)).mean(1)) for a in axes}}
+                   for p in points],
+        "hypervolume": {"hoe": {"estimate": hv_h, "ci95": ci(boots[:, 0])}},
+    }
+    if lin:
+        pairs = [(h, h.replace("hoe ", "linear ", 1)) for h in hoe]
+        dom = [dominates(arr[h].mean(1), arr[lbl].mean(1)) for h, lbl in pairs if lbl in arr]
+        k = sum(dom)
+        result["hypervolume"]["linear"] = {"estimate": hv_l, "ci95": ci(boots[:, 1])}
+        result["hypervolume"]["hoe_minus_linear"] = {"estimate": hv_h - hv_l, "ci95": ci(boots[:, 0] - boots[:, 1])}
+        result["hoe_dominates_linear"] = {"count": k, "n": len(dom), "fraction": k / len(dom),
+                                          "ci95": list(wilson(k, len(dom)))}
+    return result
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[str], out: Path) -> None:
+    import itertools
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out / "pareto.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    hv = report["hypervolume"]
+    lines = [f"# Pareto sweep over {', '.join(axes)} ({report['n_items']} held-out items per point)", "",
+             report["statistics"], "", "| hypervolume | estimate | 95% CI |", "|---|---|---|"]
+    lines += [f"| {k} | {v['estimate']:.4g} | [{v['ci95'][0]:.4g}, {v['ci95'][1]:.4g}] |" for k, v in hv.items()]
+    if "hoe_dominates_linear" in report:
+        d = report["hoe_dominates_linear"]
+        lines += ["", f"HoE dominates linear interpolation at {d['count']} of {d['n']} preferences "
+                      f"({d['fraction']:.0%}, Wilson 95% CI [{d['ci95'][0]:.0%}, {d['ci95'][1]:.0%}])."]
+    for axis, j in report.get("judges", {}).items():
+        lines.append(f"- {axis}: judge {j.get('name')} ({j.get('kind')})"
+                     + (" — WEAK JUDGE (the embedded model): indicative only" if j.get("weak") else ""))
+    lines += ["", "| point | " + " | ".join(axes) + " |", "|---|" + "---|" * len(axes)]
+    for p in report["points"]:
+        cells = [f"{p['mean'][a]:.3f} [{p['ci95'][a][0]:.3f}, {p['ci95'][a][1]:.3f}]" for a in axes]
+        lines.append(f"| {p['label']} | " + " | ".join(cells) + " |")
+    (out / "pareto.md").write_text("\n".join(lines) + "\n")
+
+    pairs = list(itertools.combinations(range(len(axes)), 2))
+    fig = plt.figure(figsize=(5 * (len(pairs) + (len(axes) == 3)), 4.5))
+    style = {"hoe": ("tab:red", "o"), "linear": ("tab:blue", "s"), "uniform": ("tab:green", "D"),
+             "expert": ("tab:purple", "^"), "base": ("black", "x")}
+    means = {p.label: p.means(axes) for p in points}
+    for j, (a, b) in enumerate(pairs):
+        ax = fig.add_subplot(1, len(pairs) + (len(axes) == 3), j + 1)
+        for kind, (color, marker) in style.items():
+            sel = [p for p in points if p.kind == kind]
+            if not sel:
+                continue
+            xy = np.array([[means[p.label][a], means[p.label][b]] for p in sel])
+            ax.scatter(xy[:, 0], xy[:, 1], c=color, marker=marker, label=kind, alpha=0.8)
+            if kind in ("hoe", "linear") and len(xy) > 1:
+                f = xy[front_mask(xy)]
+                f = f[np.argsort(f[:, 0])]
+                ax.plot(f[:, 0], f[:, 1], c=color, lw=1)
+        ax.set_xlabel(axes[a])
+        ax.set_ylabel(axes[b])
+        if j == 0:
+            ax.legend(fontsize=8)
+    if len(axes) == 3:
+        ax = fig.add_subplot(1, len(pairs) + 1, len(pairs) + 1, projection="3d")
+        for kind, (color, marker) in style.items():
+            sel = np.array([means[p.label] for p in points if p.kind == kind])
+            if len(sel):
+                ax.scatter(sel[:, 0], sel[:, 1], sel[:, 2], c=color, marker=marker, label=kind)
+        ax.set_xlabel(axes[0])
+        ax.set_ylabel(axes[1])
+        ax.set_zlabel(axes[2])
+    fig.suptitle(f"Pareto sweep; HV hoe {hv['hoe']['estimate']:.3g}"
+                 + (f", linear {hv['linear']['estimate']:.3g}" if "linear" in hv else ""))
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=110)
+    plt.close(fig)
