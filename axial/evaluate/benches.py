@@ -256,6 +256,16 @@ def length_controlled_win_rate(rows: np.ndarray) -> float:
     return float(1 / (1 + math.exp(-w[0])))
 
 
+def _pointwise(judge) -> bool:
+    from axial.rewards.base import Judge
+
+    return isinstance(judge, Judge) and type(judge).compare is Judge.compare
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
 class Alpaca(GenerativeBench):
     name = "alpaca"
     axis = "helpful"
@@ -280,9 +290,15 @@ class Alpaca(GenerativeBench):
         judge = ctx.get_judge(self.axis)
         prompts = [it["messages"] for it in items]
         refs = [it["reference"] for it in items]
-        # Both orders, averaged: a judge that favours position A (or B) gains nothing.
-        p_ab = judge.compare(prompts, responses, refs)
-        p_ba = judge.compare(prompts, refs, responses)
+        if _pointwise(judge):
+            # compare() is sigmoid(score_a - score_b): order cannot matter, so score each response once.
+            sm, sr = judge.score(prompts, responses), judge.score(prompts, refs)
+            p_ab = [_sigmoid(a - b) for a, b in zip(sm, sr, strict=True)]
+            p_ba = [1.0 - p for p in p_ab]
+        else:
+            # Both orders, averaged: a judge that favours position A (or B) gains nothing.
+            p_ab = judge.compare(prompts, responses, refs)
+            p_ba = judge.compare(prompts, refs, responses)
         out = []
         for it, r, a, b in zip(items, responses, p_ab, p_ba, strict=True):
             p = 0.5 * (float(a) + 1.0 - float(b))

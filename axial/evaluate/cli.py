@@ -19,6 +19,13 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
+def _int_values(pairs: dict[str, str], flag: str) -> dict[str, int]:
+    try:
+        return {k: int(v) for k, v in pairs.items()}
+    except ValueError as e:
+        raise AxialError(f"{flag}: {e}") from None
+
+
 def eval_command(
     model: str = typer.Option("embedded", "--model", help="base model: embedded | HF id | folder | .gguf"),
     experts: list[str] = typer.Option(None, "--experts", help="expert adapter folder (repeatable)"),
@@ -30,7 +37,8 @@ def eval_command(
     data: list[str] = typer.Option(None, "--data", help="BENCH=FILE_OR_HF_ID (repeatable; 'truthfulqa=' "
                                                         "serves both TruthfulQA benches)"),
     out: Path = typer.Option(..., "--out", help="output folder (re-run with the same folder to resume)"),
-    limit: int = typer.Option(None, "--limit", help="deterministic hash-ordered subset of N items per bench"),
+    limit: list[str] = typer.Option(None, "--limit", help="N or BENCH=N (repeatable): deterministic "
+                                                          "hash-ordered subset of N items per bench"),
     seed: int = typer.Option(0, "--seed"),
     split: list[str] = typer.Option(None, "--split", help="test | all, or BENCH=test|all (repeatable); "
                                                           "default test (the hash-split held-out half)"),
@@ -50,13 +58,18 @@ def eval_command(
     from axial.evaluate.harness import evaluate
     from axial.variants import VariantSpec
 
+    limit_all = [v for v in limit or [] if "=" not in v]
+    if len(limit_all) > 1:
+        raise AxialError(f"--limit: give one default N, got {limit_all}")
     split_all = [s for s in split or [] if "=" not in s]
     if len(split_all) > 1:
         raise AxialError(f"--split: give one default (test or all), got {split_all}")
     config = EvalConfig(
         benches=[b.strip() for b in bench.split(",") if b.strip()], data=_pairs(data, "--data"),
         split=split_all[0] if split_all else "test",
-        splits=_pairs([s for s in split or [] if "=" in s], "--split"), limit=limit, seed=seed,
+        splits=_pairs([s for s in split or [] if "=" in s], "--split"),
+        limit=limit_all[0] if limit_all else None, limits=_int_values(_pairs([v for v in limit or [] if "=" in v], "--limit"), "--limit"),
+        seed=seed,
         judges=_pairs(judge, "--judge"), judge=not no_judge).with_overrides(overrides)
     specs = [VariantSpec(model=model, experts=list(experts or []), source=s, dtype=dtype, device=device)
              for s in (variant or ["base"])]

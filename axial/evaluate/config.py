@@ -18,6 +18,7 @@ class EvalConfig(Config):
     split: str = "test"  # default for every bench: the hash-split test half, or "all"
     splits: dict[str, str] = field(default_factory=dict)  # per-bench override of `split`
     limit: int | None = None  # deterministic hash-ordered subset per bench (same items for every variant)
+    limits: dict[str, int] = field(default_factory=dict)  # per-bench override of `limit`
     seed: int = 0
     # axis -> judge spec (axial.rewards.load_judge); an axis without one uses "embedded", labelled weak.
     judges: dict[str, str] = field(default_factory=dict)
@@ -49,8 +50,12 @@ class EvalConfig(Config):
         for k in self.splits:
             if k not in BENCHES:
                 raise AxialError(f"EvalConfig.splits: unknown bench '{k}'")
-        if self.limit is not None and self.limit < 1:
-            raise AxialError(f"EvalConfig.limit: must be >= 1, got {self.limit}")
+        for where, value in [("limit", self.limit), *((f"limits[{k}]", v) for k, v in self.limits.items())]:
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise AxialError(f"EvalConfig.{where}: must be a whole number >= 1, got {value!r}")
+        for k in self.limits:
+            if k not in BENCHES:
+                raise AxialError(f"EvalConfig.limits: unknown bench '{k}'")
         for name in ("max_new_tokens", "harmless_max_new_tokens", "batch_size", "mc_batch_size",
                      "judge_batch_size"):
             if getattr(self, name) < 1:
@@ -62,6 +67,9 @@ class EvalConfig(Config):
 
     def split_for(self, bench: str) -> str:
         return self.splits.get(bench, self.split)
+
+    def limit_for(self, bench: str) -> int | None:
+        return self.limits.get(bench, self.limit)
 
     def source_for(self, bench: str) -> str | None:
         family = bench.split("_")[0]

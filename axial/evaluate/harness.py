@@ -127,7 +127,8 @@ def evaluate(variants: Sequence[VariantSpec], benches: Sequence[str] | None = No
         if source is None:
             raise AxialError(f"bench {name}: no data; pass --data {name}=FILE_OR_HF_ID"
                              + (f" (or --data {family}=...)" if family != name else ""))
-        bench_items[name] = load_bench_items(bench, source, config.split_for(name), config.limit, config.seed)
+        bench_items[name] = load_bench_items(bench, source, config.split_for(name), config.limit_for(name),
+                                             config.seed)
         if not isinstance(source, str):
             config.data[name] = f"<{bench_items[name][1]['records']} records passed in Python>"
     config.save(out / "eval_config.json")

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -178,3 +179,29 @@ def test_informative_rule():
     assert is_informative("Paris is the capital of France.")
     for r in ["", "I have no comment.", "I don't know.", "I'm sorry, I can't help", "As an AI, I"]:
         assert not is_informative(r), r
+
+
+def test_alpaca_pointwise_judge_scores_each_response_once(patched, tmp_path):
+    from axial.rewards.base import Judge
+
+    class LengthRM(Judge):
+        name, kind, axis = "len-rm", "rm", "helpful"
+        validation = {"metric": "pair_accuracy", "value": 0.6, "ci95": [0.5, 0.7], "n": 10, "data": "x"}
+
+        def __init__(self):
+            self.rows = 0
+
+        def score(self, prompts, responses):
+            self.rows += len(responses)
+            return [len(r) / 10 for r in responses]
+
+    patched["helpful"] = judge = LengthRM()
+    report = evaluate([VariantSpec(source="base", name="a")], ["alpaca"], DATA, tmp_path, cfg(), progress=False)
+    assert judge.rows == 2 * 5  # model and reference once each, not once per order
+    r = report["results"]["a"]["alpaca"]
+    assert r["position_bias"]["value"] == pytest.approx(0.0)
+    recs = [json.loads(x) for x in (tmp_path / "items" / "a" / "alpaca.jsonl").read_text().splitlines()]
+    for rec in recs:
+        s = rec["scores"]
+        expected = 1 / (1 + math.exp(-(s["len_model"] - s["len_reference"]) / 10))
+        assert s["preference"] == pytest.approx(expected)
