@@ -38,6 +38,7 @@ class RunContext:
     get_judge: Callable[[str], Any]  # axis -> Judge
     progress: bool = True
     settings: dict[str, Any] = field(default_factory=dict)  # what made the items (checked on resume)
+    memo: dict[Any, Any] = field(default_factory=dict)  # facts learnt during the run (e.g. judge symmetry)
 
     def store(self, variant: str, bench: str, suffix: str, extra: dict[str, Any]) -> ItemStore:
         folder = re.sub(r"[^A-Za-z0-9._,:=+-]+", "_", variant).lstrip(".") or "variant"
@@ -296,9 +297,16 @@ class Alpaca(GenerativeBench):
             p_ab = [_sigmoid(a - b) for a, b in zip(sm, sr, strict=True)]
             p_ba = [1.0 - p for p in p_ab]
         else:
-            # Both orders, averaged: a judge that favours position A (or B) gains nothing.
+            # Both orders, averaged: a judge that favours position A (or B) gains nothing. A judge whose
+            # compare() already averages both orders (compare(b, a) == 1 - compare(a, b) on the whole first
+            # batch) is asked once per item from then on.
             p_ab = judge.compare(prompts, responses, refs)
-            p_ba = judge.compare(prompts, refs, responses)
+            if ctx.memo.get(("symmetric", self.axis)):
+                p_ba = [1.0 - p for p in p_ab]
+            else:
+                p_ba = judge.compare(prompts, refs, responses)
+                ctx.memo.setdefault(("symmetric", self.axis),
+                                    all(abs(a + b - 1) < 1e-6 for a, b in zip(p_ab, p_ba, strict=True)))
         out = []
         for it, r, a, b in zip(items, responses, p_ab, p_ba, strict=True):
             p = 0.5 * (float(a) + 1.0 - float(b))

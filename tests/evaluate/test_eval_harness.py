@@ -205,3 +205,14 @@ def test_alpaca_pointwise_judge_scores_each_response_once(patched, tmp_path):
         s = rec["scores"]
         expected = 1 / (1 + math.exp(-(s["len_model"] - s["len_reference"]) / 10))
         assert s["preference"] == pytest.approx(expected)
+
+
+def test_alpaca_symmetric_judge_is_asked_once_per_item_after_the_first_batch(patched, tmp_path):
+    class Symmetric(FakeJudge):
+        def compare(self, prompts, a, b):
+            self._tick()
+            return [0.5 + (len(x) - len(y)) / 1000 for x, y in zip(a, b, strict=True)]
+
+    patched["helpful"] = judge = Symmetric("helpful")
+    evaluate([VariantSpec(source="base", name="a")], ["alpaca"], DATA, tmp_path, cfg(), progress=False)
+    assert judge.calls == 2 + 1 + 1  # first batch of 2 both orders, then batches of 2 and 1 once each
