@@ -14,17 +14,20 @@ import asyncio
 import hmac
 import json
 import logging
-import math
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from axial.axes import axis_names, load_axes
 from axial.errors import AxialError
+from axial.preference import parse_preference, preference_plan
 from axial.serve import protocol as p
 from axial.serve.config import ServeConfig
 from axial.serve.engine import Engine, GenRequest
@@ -34,9 +37,9 @@ from axial.serve.scheduler import Draining, QueueFull, Row, Scheduler
 log = logging.getLogger("axial.serve")
 
 
-def default_presets(expert_names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """One preset per expert, `balanced` (equal weights) and, with a harmless expert, `safe`."""
-    names = list(expert_names)
+def default_presets(expert_names: Sequence[str], axes: Sequence[str]) -> dict[str, dict[str, float]]:
+    """One preset per axis expert, `balanced` (equal weights) and, with a harmless expert, `safe`."""
+    names = [n for n in expert_names if n in axes]
     presets = {n: {n: 1.0} for n in names}
     if len(names) > 1:
         presets["balanced"] = {n: 1.0 for n in names}
@@ -45,24 +48,6 @@ def default_presets(expert_names: Sequence[str]) -> dict[str, dict[str, float]]:
             rest = [n for n in names if n != "harmless"]
             presets["safe"] = {"harmless": 0.6, **{n: 0.4 / len(rest) for n in rest}}
     return presets
-
-
-def preference_weights(pref: dict, expert_names: Sequence[str], param: str) -> tuple[float, ...]:
-    """Validate a {axis: weight} preference against the served experts; normalise it to sum to 1."""
-    if not expert_names:
-        raise p.APIError(400, f"{param}: this server has no experts loaded (start it with --experts)",
-                         param=param)
-    for axis, w in pref.items():
-        if axis not in expert_names:
-            raise p.APIError(400, f"{param}.{axis}: unknown axis '{axis}'; this server's experts: "
-                             f"{list(expert_names)}", param=f"{param}.{axis}")
-        if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
-            raise p.APIError(400, f"{param}.{axis}: must be a finite number >= 0, got {w!r}",
-                             param=f"{param}.{axis}")
-    total = sum(pref.values())
-    if total <= 0:
-        raise p.APIError(400, f"{param}: weights must not all be zero", param=param)
-    return tuple(float(pref.get(n, 0.0)) / total for n in expert_names)
 
 
 @dataclass
@@ -85,17 +70,40 @@ class ServerState:
         self.metrics = Metrics(config.max_batch)
         self.scheduler = Scheduler(engine, self.metrics, max_batch=config.max_batch, max_queue=config.max_queue,
                                    batch_window_s=config.batch_window_ms / 1000)
+        self.axes = axis_names(load_axes(config.axes))
         self.base_name = config.name or engine.name
-        presets = config.presets or default_presets(engine.expert_names)
+        presets = config.presets or default_presets(engine.expert_names, self.axes)
         self.models: dict[str, _Route] = {self.base_name: _Route(None, "weights")}
         for preset, pref in presets.items():
             try:
-                weights = preference_weights(pref, engine.expert_names, f"ServeConfig.presets.{preset}")
+                weights = self.preference_weights(pref, f"ServeConfig.presets.{preset}")
             except p.APIError as e:
                 raise AxialError(e.message) from None
             self.models[f"{self.base_name}:{preset}"] = _Route(weights, "weights")
         if engine.has_router:
             self.models[f"{self.base_name}:mocae"] = _Route(None, "mocae")
+
+    def preference_weights(self, pref: dict, param: str) -> tuple[float, ...]:
+        """A preference over axes -> expert weights, by HoE preference routing over the experts' anchors
+        (axis experts at their axis, merged experts at their stored preference)."""
+        mixture = self.engine.mixture
+        if mixture is None:
+            raise p.APIError(400, f"{param}: this server has no experts loaded (start it with --experts)",
+                             param=param)
+        try:
+            preference = parse_preference(pref, self.axes)
+            anchors, w1 = preference_plan(mixture, [preference])
+        except AxialError as e:
+            field = re.search(r"field '([^']+)'", str(e))
+            where = f"{param}.{field[1]}" if field else param
+            raise p.APIError(400, f"{where}: {e}", param=where) from None
+        reached = w1[0] @ torch.tensor([a.preference.vector(preference.axes) for a in anchors])
+        if not torch.allclose(reached, torch.tensor(preference.values), atol=1e-4):
+            covered = sorted({a.name or str(a.preference) for a in anchors})
+            raise p.APIError(400, f"{param}: {preference} is outside what this server's experts span "
+                             f"(anchors: {covered})", param=param)
+        eta = torch.tensor([a.weights for a in anchors])
+        return tuple((w1[0] @ eta).tolist())
 
     def begin_shutdown(self) -> None:
         self.scheduler.drain(self.config.drain_timeout_s)
@@ -133,8 +141,7 @@ class ServerState:
         if opts.preference is None:
             raise p.APIError(400, "axial.preference: routing 'preference' needs a preference",
                              param="axial.preference")
-        return _Route(preference_weights(opts.preference, self.engine.expert_names, "axial.preference"),
-                      "weights")
+        return _Route(self.preference_weights(opts.preference, "axial.preference"), "weights")
 
     async def prepare(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[GenRequest, _Route]:
         route = self.route(req)

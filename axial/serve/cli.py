@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("embedded", help="embedded | HF hub id | model folder | .gguf file"),
         experts: list[str] = typer.Option([], "--experts", help="expert adapter folder (repeat per expert)"),
         router: str | None = typer.Option(None, help="MoCaE router folder: enables routing 'mocae'"),
+        axes: str | None = typer.Option(None, help="axes YAML/JSON file (default: the built-in axes)"),
         name: str = typer.Option("", help="model id clients use (default: from --model)"),
         preset: list[str] = typer.Option([], "--preset", help="NAME=AXIS=W,AXIS=W served as <model>:NAME "
                                          "(repeatable; default: one per expert, balanced, safe)"),
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
         from axial.serve.server import serve
 
         config = ServeConfig(
-            model=model, experts=experts, router=router, name=name, presets=dict(map(parse_preset, preset)),
+            model=model, experts=experts, router=router, axes=axes, name=name, presets=dict(map(parse_preset, preset)),
             host=host, port=port, max_batch=max_batch, max_queue=max_queue, max_tokens=max_tokens,
             batch_window_ms=batch_window_ms, drain_timeout_s=drain_timeout_s, max_body_bytes=max_body_bytes,
             dtype=dtype, device=device)

@@ -14,6 +14,7 @@ class ServeConfig(Config):
     model: str = "embedded"
     experts: list[str] = field(default_factory=list)
     router: str | None = None
+    axes: str | None = None  # axes YAML/JSON file; None = the built-in axes
     # The model id clients send for the base model; presets are served as "<name>:<preset>".
     # Empty: the model spec itself (a folder's basename).
     name: str = ""

@@ -131,3 +131,23 @@ def test_metrics(server):
         assert name in text
     assert 'axial_requests_total{code="200",endpoint="/v1/chat/completions"}' in text
     assert 'axial_tokens_total{kind="completion"}' in text
+
+
+def test_preference_the_experts_cannot_reach_is_400(expert_dirs):
+    from axial.mixture import Mixture
+    from axial.serve import Engine
+    from axial.testing import tiny_llama
+
+    model, tok = tiny_llama()
+    two = Engine(model, tok, name="tiny", mixture=Mixture.attach(model, expert_dirs[:2]))  # no honest expert
+    bare_model, bare_tok = tiny_llama()
+    with running(two) as srv, running(Engine(bare_model, bare_tok, name="tiny")) as bare:
+        assert {m.id for m in srv.client().models.list().data} == {"tiny", "tiny:helpful", "tiny:harmless",
+                                                                   "tiny:balanced", "tiny:safe"}
+        with pytest.raises(openai.BadRequestError) as e:
+            _chat(srv.client(), extra_body={"axial": {"preference": {"honest": 1}}})
+        assert e.value.body["param"] == "axial.preference" and "outside" in e.value.body["message"]
+        assert {m.id for m in bare.client().models.list().data} == {"tiny"}
+        with pytest.raises(openai.BadRequestError) as e:
+            _chat(bare.client(), extra_body={"axial": {"preference": {"helpful": 1}}})
+        assert "no experts" in e.value.body["message"]
