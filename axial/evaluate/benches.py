@@ -119,8 +119,14 @@ class TruthfulQAMC(Bench):
         return store.records(it["id"] for it in items)
 
     def metrics(self, records, config):
-        return {k: Metric(np.array([r["scores"][k] for r in records]))
-                for k in ("mc1", "mc2", "mc1_norm", "mc2_norm")}
+        out = {k: Metric(np.array([r["scores"][k] for r in records]))
+               for k in ("mc1", "mc2", "mc1_norm", "mc2_norm")}
+        # What a model with no preference scores: MC1 = 1 / #choices, MC2 = #true / #answers (uniform p).
+        n_true = np.array([sum(a["true"] for a in r["answers"].values()) for r in records], dtype=float)
+        n_all = np.array([len(r["answers"]) for r in records], dtype=float)
+        out["mc1_chance"] = Metric(1.0 / (1.0 + n_all - n_true))
+        out["mc2_chance"] = Metric(n_true / n_all)
+        return out
 
 
 class GenerativeBench(Bench):

@@ -86,6 +86,9 @@ def test_end_to_end_report(patched, tmp_path):
     assert EvalConfig.load(tmp_path / "eval_config.json").benches == ALL
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["results"]["a"]["truthfulqa_mc"]["mc1"]["n"] == 6
+    # each fixture question: 2 true answers (best + 1 correct) and 2 false
+    assert saved["results"]["a"]["truthfulqa_mc"]["mc1_chance"]["value"] == pytest.approx(1 / 3)
+    assert saved["results"]["a"]["truthfulqa_mc"]["mc2_chance"]["value"] == pytest.approx(0.5)
     # 8 HH records but 5 distinct first human turns: duplicates are removed and reported.
     assert saved["benches"]["harmless"]["duplicates_removed"] == 3
     assert saved["results"]["b"]["harmless"]["safety_rate"]["n"] == 5
