@@ -105,7 +105,8 @@ class Head:
     def prob(self, rewards) -> Any:
         import torch
 
-        return torch.sigmoid(self.calib_a * rewards + self.calib_b)
+        # float64: a saturated float32 sigmoid would turn clear wins into ties in validation.
+        return torch.sigmoid(self.calib_a * rewards.double() + self.calib_b)
 
 
 def fit_head(chosen, rejected, *, weight_decay: float, mean=None, std=None, max_iter: int = 200):

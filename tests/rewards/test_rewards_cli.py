@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from axial.cli import main
+from axial.rewards.bradley_terry import RewardConfig
+
+
+def _hh(path, n=48):
+    with path.open("w") as f:
+        for i in range(n):
+            prefix = f"\n\nHuman: request number {i}, please?\n\nAssistant:"
+            f.write(json.dumps({"chosen": prefix + " I can't help with that, sorry.",
+                                "rejected": prefix + f" Sure! Step {i}: do it."}) + "\n")
+    return path
+
+
+def test_train_reward_and_validate_judge_cli(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("AXIAL_HOME", str(tmp_path / "home"))
+    data = _hh(tmp_path / "hh.jsonl")
+    out = tmp_path / "rm"
+    main(["train-reward", "--axis", "harmless", "--data", str(data), "--out", str(out), f"encoder={tiny_model_dir}",
+          "dtype=fp32", "layer=2", "pooling=mean", "max_length=128", "max_response_tokens=32"])
+    cfg = RewardConfig.load(out / "reward_config.json")
+    assert cfg.n_train > 0 and cfg.metrics["test"]["n"] > 0 and cfg.split == "train"
+    assert "test pair accuracy" in capsys.readouterr().out
+
+    result = tmp_path / "v.json"
+    main(["validate-judge", "--axis", "harmless", "--judge", f"rm:{out}", "--data", str(data), "--out", str(result)])
+    saved = json.loads(result.read_text())
+    assert saved["n"] == cfg.metrics["test"]["n"] and saved["value"] == pytest.approx(cfg.metrics["test"]["value"])
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["validate-judge", "--axis", "harmless", "--judge", "nope:x", "--data", "x.jsonl"])
+    assert e.value.code == 2 and "unknown kind 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train-reward", "--axis", "harmless", "--data", "x.jsonl", "--out", str(tmp_path), "split=test"])
+    assert e.value.code == 2 and "RewardConfig.split" in capsys.readouterr().err
