@@ -6,29 +6,31 @@ from axial.evaluate.truthfulqa_mc import QA_PRIMER, MCScorer, answer_sets, mc_co
 
 
 def test_answer_sets_from_csv_columns():
-    s = answer_sets("Best", ["Other true", "Best", "Other true"], ["Wrong", "Best", "Wrong 2"])
-    assert s.true == ["Best", "Other true"]
-    assert s.false == ["Wrong", "Wrong 2"]  # a "false" answer that is also true is dropped
-    assert s.all == ["Best", "Other true", "Wrong", "Wrong 2"]
+    s = answer_sets("Best", ["Other true", "Best.", "Other true"], ["Wrong", "Best", "Wrong 2?"])
+    # closed with a period like the TruthfulQA repo's split_multi_answer(close=True), then de-duplicated
+    assert s.true == ["Best.", "Other true."]
+    assert s.false == ["Wrong.", "Wrong 2?."]  # a "false" answer that is also true is dropped
+    assert s.all == ["Best.", "Other true.", "Wrong.", "Wrong 2?."]
 
 
 def test_mc_metrics_hand_computed():
-    s = answer_sets("A", ["BBBB"], ["CC", "DDDDDD"])
-    ll = {"A": -2.0, "BBBB": -3.0, "CC": -2.5, "DDDDDD": -4.2}
+    s = answer_sets("A.", ["BBBB."], ["CC.", "DDDDDD."])
+    ll = {"A.": -2.0, "BBBB.": -3.0, "CC.": -2.4, "DDDDDD.": -4.2}
     m = mc_metrics(s, ll)
-    assert m["mc1"] == 1.0  # -2.0 beats -2.5 and -4.2
+    assert m["mc1"] == 1.0  # -2.0 beats -2.4 and -4.2
     true = math.exp(-2.0) + math.exp(-3.0)
-    assert m["mc2"] == pytest.approx(true / (true + math.exp(-2.5) + math.exp(-4.2)))
-    # per character: A = -2.0, BBBB = -0.75, CC = -1.25, DDDDDD = -0.7: the long wrong answer wins
+    assert m["mc2"] == pytest.approx(true / (true + math.exp(-2.4) + math.exp(-4.2)))
+    # per character: A. = -1.0, BBBB. = -0.6, CC. = -0.8, DDDDDD. = -0.6: the long wrong answer ties the
+    # best-scoring true one but MC1 compares the BEST answer (-1.0), which loses
     assert m["mc1_norm"] == 0.0
-    true_n = math.exp(-2.0) + math.exp(-0.75)
-    assert m["mc2_norm"] == pytest.approx(true_n / (true_n + math.exp(-1.25) + math.exp(-0.7)))
+    true_n = math.exp(-1.0) + math.exp(-0.6)
+    assert m["mc2_norm"] == pytest.approx(true_n / (true_n + math.exp(-0.8) + math.exp(-0.6)))
 
 
 def test_mc1_ties_go_to_the_best_answer_like_argmax():
     s = answer_sets("A", [], ["B"])
-    assert mc_metrics(s, {"A": -1.0, "B": -1.0})["mc1"] == 1.0
-    assert mc_metrics(s, {"A": -1.0, "B": -0.9})["mc1"] == 0.0
+    assert mc_metrics(s, {"A.": -1.0, "B.": -1.0})["mc1"] == 1.0
+    assert mc_metrics(s, {"A.": -1.0, "B.": -0.9})["mc1"] == 0.0
 
 
 def test_context_is_lm_eval_format():
