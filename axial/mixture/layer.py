@@ -58,11 +58,6 @@ class MixtureLinear(nn.Module):
         # Not a Module attribute: the state is shared by every MixtureLinear of the model.
         self.__dict__["state"] = state
 
-    def delta_weight(self, weights: torch.Tensor) -> torch.Tensor:
-        """Σ_k w_k s_k B_k A_k for global weights [K]: what folding the mixture into W adds (fp32)."""
-        cols = weights.float().to(self.lora_A.device).repeat_interleave(self.r_max)
-        return (self.lora_B.float() * cols) @ self.lora_A.float()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base_layer(x)
         g = self.state.weights_for(self.layer_idx)

@@ -201,7 +201,13 @@ class Mixture:
         t = self.as_weights(w)
         if t is None or t.dim() != 1:
             raise AxialError("delta_weights: needs one global weight vector [K]")
-        return {name: m.delta_weight(t) for name, m in self.modules.items()}
+        # From the experts' fp32 factors, not the layer buffers, which may be bf16.
+        out = {}
+        for name in self.modules:
+            parts = [wk * e.factors[name].delta() for wk, e in zip(t.tolist(), self.experts, strict=True)
+                     if wk != 0 and name in e.factors]
+            out[name] = sum(parts) if parts else torch.zeros_like(self._originals[name].weight, dtype=torch.float32)
+        return out
 
     def __repr__(self) -> str:
         w = self.state.weights
