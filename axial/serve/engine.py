@@ -115,11 +115,10 @@ class Engine:
     def _route(self, reqs: Sequence[GenRequest]) -> None:
         if self.mixture is None:
             return
-        if reqs[0].routing == "mocae":
-            self.mixture.set_router(self.router, self.gate)
-        elif any(r.weights is not None for r in reqs):
-            k = len(self.expert_names)
-            self.mixture.set_weights([list(r.weights) if r.weights is not None else [0.0] * k for r in reqs])
+        self.mixture.set_router(self.router if reqs[0].routing == "mocae" else None, self.gate)
+        k = len(self.expert_names)
+        rows = [list(r.weights) if r.weights is not None else [0.0] * k for r in reqs]
+        self.mixture.set_weights(rows if any(r.weights is not None for r in reqs) else None)
 
 
 class _RowTracker(StoppingCriteria):

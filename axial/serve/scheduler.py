@@ -58,6 +58,8 @@ class Row:
         return self._cancelled.is_set()
 
     def emit(self, text: str, tokens: int) -> None:
+        if self.ended:  # e.g. failed by the shutdown deadline while its batch was mid-step
+            return
         if self.first_text is None:
             self.first_text = time.monotonic()
             self._metrics.first_token.observe(self.first_text - self.admitted)

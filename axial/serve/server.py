@@ -21,24 +21,16 @@ def served_name(spec: str) -> str:
 
 
 def load_engine(config: ServeConfig) -> Engine:
-    from axial.models import load_model
+    """The base model with the experts attached (and the MoCaE router loaded, not yet active)."""
+    from axial.variants import VariantSpec, load_variant
 
-    model, tok = load_model(config.model, dtype=config.dtype, device=config.device)
-    mixture = router = gate = None
-    if config.experts:
-        from axial.mixture import Mixture
-
-        mixture = Mixture.attach(model, config.experts)
-    if config.router:
-        if mixture is None:
-            raise AxialError("ServeConfig.router: a MoCaE router routes between experts; give --experts too")
-        try:
-            from axial.mocae import load_router
-        except ImportError as e:
-            raise AxialError(f"ServeConfig.router: MoCaE routers need axial.mocae ({e})") from e
-        router, gate = load_router(config.router, mixture)
-    return Engine(model, tok, name=config.name or served_name(config.model), mixture=mixture, router=router,
-                  gate=gate)
+    if config.router and not config.experts:
+        raise AxialError("ServeConfig.router: a MoCaE router routes between experts; give --experts too")
+    source = f"mocae:{config.router}" if config.router else "base"
+    variant = load_variant(VariantSpec(model=config.model, experts=config.experts, source=source,
+                                       dtype=config.dtype, device=config.device))
+    return Engine(variant.model, variant.tokenizer, name=config.name or served_name(config.model),
+                  mixture=variant.mixture, router=variant.router, gate=variant.gate)
 
 
 def serve(config: ServeConfig, api_keys: Sequence[str] = ()) -> None:

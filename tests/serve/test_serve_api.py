@@ -56,7 +56,11 @@ def test_preference_and_presets_select_the_mixture(server):
         text(extra_body={"axial": {"preference": {"helpful": 0.75, "harmless": 0.25}}})
     reply = _chat(c, extra_body={"axial": {"preference": {"helpful": 3, "harmless": 1}}})
     assert reply.model_extra["axial"]["weights"] == {"helpful": 0.75, "harmless": 0.25, "honest": 0.0}
-    assert _chat(c, extra_body={"axial": {"routing": "mocae"}}).model_extra["axial"] == {"routing": "mocae"}
+    mocae = _chat(c, extra_body={"axial": {"routing": "mocae"}})
+    assert mocae.model_extra["axial"] == {"routing": "mocae"}
+    # The fixture's router is zero-initialised: softmax(0) = equal weights, i.e. the `balanced` preset.
+    assert mocae.choices[0].message.content == text(model="tiny:balanced") != text()
+    assert text(model="tiny:mocae") == mocae.choices[0].message.content
 
 
 def test_models_lists_base_and_presets(server):
