@@ -11,6 +11,7 @@ Per request the mixture weights come from the model name (`embedded` = the base 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -71,6 +72,8 @@ class ServerState:
         self.scheduler = Scheduler(engine, self.metrics, max_batch=config.max_batch, max_queue=config.max_queue,
                                    batch_window_s=config.batch_window_ms / 1000)
         self.axes = axis_names(load_axes(config.axes))
+        # Clients repeat a handful of preferences; caching keeps the NNLS solve off the event loop's hot path.
+        self._weights_for = functools.lru_cache(maxsize=4096)(self._solve_preference)
         self.base_name = config.name or engine.name
         presets = config.presets or default_presets(engine.expert_names, self.axes)
         self.models: dict[str, _Route] = {self.base_name: _Route(None, "weights")}
@@ -86,12 +89,15 @@ class ServerState:
     def preference_weights(self, pref: dict, param: str) -> tuple[float, ...]:
         """A preference over axes -> expert weights, by HoE preference routing over the experts' anchors
         (axis experts at their axis, merged experts at their stored preference)."""
-        mixture = self.engine.mixture
-        if mixture is None:
+        if self.engine.mixture is None:
             raise p.APIError(400, f"{param}: this server has no experts loaded (start it with --experts)",
                              param=param)
+        return self._weights_for(tuple(sorted(pref.items())), param)
+
+    def _solve_preference(self, items: tuple[tuple[str, float], ...], param: str) -> tuple[float, ...]:
+        mixture = self.engine.mixture
         try:
-            preference = parse_preference(pref, self.axes)
+            preference = parse_preference(dict(items), self.axes)
             anchors, w1 = preference_plan(mixture, [preference])
         except AxialError as e:
             field = re.search(r"field '([^']+)'", str(e))
