@@ -10,9 +10,8 @@ from axial.mixture.experts import (
     save_expert,
 )
 from axial.mixture.layer import MixtureLinear
-from axial.mixture.mixture import Mixture, one_hot, uniform_weights
+from axial.mixture.mixture import Mixture
 from axial.mixture.routing import GateConfig, LinearRouter
 
 __all__ = ["Expert", "ExpertSet", "GateConfig", "LinearRouter", "LoraFactors", "Mixture", "MixtureLinear",
-           "experts_from_finetuned", "load_experts", "load_lora_expert", "one_hot", "save_expert",
-           "uniform_weights"]
+           "experts_from_finetuned", "load_experts", "load_lora_expert", "save_expert"]

@@ -22,8 +22,7 @@ class RoutingState:
     per-layer gates [B, T, K] that the decoder-layer pre-hooks write before each block runs.
     """
 
-    def __init__(self, num_experts: int):
-        self.num_experts = num_experts
+    def __init__(self):
         self.weights: torch.Tensor | None = None
         self.routed = False
         self.gates: dict[int, torch.Tensor] = {}

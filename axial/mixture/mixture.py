@@ -59,7 +59,7 @@ class Mixture:
         if missing:
             raise AxialError(f"the experts adapt {len(missing)} module(s) the model does not have (first: "
                              f"'{missing[0]}'); were they trained on a different base model?")
-        state = RoutingState(len(experts))
+        state = RoutingState()
         modules, originals, layers = {}, {}, {}
         for name in wanted:
             base = named[name]
@@ -215,10 +215,3 @@ class Mixture:
         return (f"Mixture(experts={self.expert_names}, modules={len(self.modules)}, source={src}, "
                 f"attached={self.attached})")
 
-
-def uniform_weights(k: int) -> list[float]:
-    return [1.0 / k] * k
-
-
-def one_hot(k: int, i: int) -> list[float]:
-    return [1.0 if j == i else 0.0 for j in range(k)]

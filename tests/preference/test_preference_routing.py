@@ -7,6 +7,7 @@ from axial.mixture.testing import write_random_adapter
 from axial.preference import (
     Anchor,
     MergeConfig,
+    anchor_experts,
     merge_experts,
     parse_preference,
     route_preference,
@@ -80,7 +81,7 @@ def test_linear_merge_at_full_rank_equals_the_output_level_mix(axis_adapters):
 def test_ties_merge_differs_from_linear_and_becomes_an_anchor(axis_adapters, tmp_path):
     experts = load_experts(axis_adapters)
     p = parse_preference("helpful=0.5,harmless=0.5")
-    ties = merge_experts(experts, p, MergeConfig(method="ties", density=0.3, rank=4))
+    (ties,) = anchor_experts(experts, [p], MergeConfig(method="ties", density=0.3, rank=4))
     linear = merge_experts(experts, p, MergeConfig(method="linear", rank=4))
     module = next(iter(ties.factors))
     assert not torch.allclose(ties.factors[module].delta(), linear.factors[module].delta(), atol=1e-4)
