@@ -14,6 +14,7 @@ checkpoint (Trainer restores adapter, optimizer, scheduler, RNG and data positio
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -21,9 +22,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 from axial.errors import AxialError
 from axial.experts.config import MIXED, ExpertConfig
 from axial.experts.data import build_examples, load_axis_records
+
+logger = logging.getLogger(__name__)
 
 SIDECAR = "axial_expert.json"
 CONFIG_FILE = "expert_config.json"
@@ -67,12 +72,18 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
     model, tok = base if base is not None else _load_base(config)
-    trainer = _make_trainer(config, model, tok, train_ex, val_ex, out)
     checkpoint = last_checkpoint(out / CHECKPOINTS)
+    trainer = _make_trainer(config, model, tok, train_ex, val_ex, out, _step_of(checkpoint))
+    dropped = len(train_ex) - len(trainer.train_dataset)
+    if dropped:
+        logger.warning("%d of %d training examples have no response token left within max_length=%d and are "
+                       "not trained on", dropped, len(train_ex), config.max_length)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics = {"train_loss": result.training_loss, "global_step": trainer.state.global_step,
                "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
+               # TRL drops examples whose response is cut off entirely by max_length; count them.
+               "n_train_dropped_by_max_length": len(train_ex) - len(trainer.train_dataset),
                "runtime_s_this_run": round(time.time() - started, 1)}
     metrics.update(_throughput(trainer, time.time() - started, _step_of(checkpoint)))
     if val_ex:
@@ -109,8 +120,9 @@ def _use_bf16(config: ExpertConfig) -> bool:
 
     if config.dtype != "auto":
         return config.dtype == "bf16"
-    # bf16 autocast is ~2.7x faster than fp32 on recent x86 CPUs and standard on Ampere+ GPUs.
-    return torch.cuda.is_bf16_supported() if torch.cuda.is_available() else True
+    # bf16 is for GPUs only: on this project's CPUs a bf16 LoRA training step (bf16 weights or autocast) was
+    # measured 5-10x SLOWER than fp32 (the ~2.7x bf16 gain is for inference), see benchmarks/experts_speed.py.
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _lora_config(config: ExpertConfig):
@@ -122,10 +134,12 @@ def _lora_config(config: ExpertConfig):
                       target_modules=target, task_type="CAUSAL_LM", bias="none")
 
 
-def _make_trainer(config: ExpertConfig, model, tok, train_ex, val_ex, out: Path):
+def _make_trainer(config: ExpertConfig, model, tok, train_ex, val_ex, out: Path, resumed_step: int):
     from datasets import Dataset
+    from transformers.utils import is_torch_bf16_gpu_available
 
     peft_config = _lora_config(config)
+    bf16 = _use_bf16(config)
     if config.init_adapter:
         from peft import PeftModel
 
@@ -139,12 +153,13 @@ def _make_trainer(config: ExpertConfig, model, tok, train_ex, val_ex, out: Path)
         lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay, logging_steps=1, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
-        bf16=_use_bf16(config), gradient_checkpointing=config.gradient_checkpointing, max_length=config.max_length,
+        # Trainer only allows bf16 without a bf16 GPU when told it runs on CPU; on a GPU this stays False.
+        bf16=bf16, use_cpu=bf16 and not is_torch_bf16_gpu_available(), gradient_checkpointing=config.gradient_checkpointing, max_length=config.max_length,
         report_to="none", eval_strategy="no", include_num_input_tokens_seen="non_padding",
         disable_tqdm=False, dataloader_num_workers=0)
     train_ds = Dataset.from_list(train_ex)
     val_ds = Dataset.from_list(val_ex) if val_ex else None
-    callbacks = [JsonlLogCallback(out / LOG_FILE)]
+    callbacks = [JsonlLogCallback(out / LOG_FILE, resumed_step)]
     if config.method == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -230,17 +245,21 @@ def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> N
     os.replace(tmp, out / SIDECAR)
 
 
-class JsonlLogCallback:
-    """Appends each Trainer log (loss, lr, grad norm) as one JSON line; a resumed run keeps appending."""
+class JsonlLogCallback(TrainerCallback):
+    """Appends each Trainer log (loss, lr, grad norm) as one JSON line.
 
-    def __new__(cls, path: Path):
-        from transformers import TrainerCallback
+    On resume, lines past the checkpoint (steps the killed run did and the resumed run redoes) are dropped
+    first, so the log holds each step once.
+    """
 
-        class _Callback(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and state.is_world_process_zero:
-                    with open(path, "a") as f:
-                        f.write(json.dumps({"step": state.global_step, "time": round(time.time(), 2),
-                                            **logs}) + "\n")
+    def __init__(self, path: Path, resumed_step: int):
+        self.path = path
+        if resumed_step and path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resumed_step]
+            path.write_text("".join(line + "\n" for line in kept))
 
-        return _Callback()
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": state.global_step, "time": round(time.time(), 2), **logs}) + "\n")

@@ -1,0 +1,48 @@
+"""The experts axial ships for the embedded model (trained with recipes/embedded_default.yaml), and export_expert
+which made them: a bf16 copy of a trained adapter, small enough to ship in the wheel (~5 MB per axis)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from axial.errors import AxialError
+
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def shipped_experts_dir() -> Path:
+    """Folder with one adapter per axis (<dir>/<axis>/adapter_model.safetensors) for the embedded model."""
+    path = Path(__file__).resolve().parent.parent / "experts_embedded"
+    if not any(path.glob("*/adapter_model.safetensors")):
+        raise AxialError(f"no shipped experts in {path}; train them with "
+                         "`axial train-experts embedded_default data_root=/path/to/data`")
+    return path
+
+
+def export_expert(src: str | Path, dst: str | Path, *, dtype: str = "bf16", base_model: str | None = None) -> Path:
+    """Copy a trained expert to `dst` with its LoRA tensors cast to `dtype` (bf16 halves the size; the LoRA
+    product is computed in the base model's dtype anyway). `base_model` rewrites adapter_config.json's
+    base_model_name_or_path (a machine-specific cache path for the embedded model) to a portable id."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(src), Path(dst)
+    weights = src / "adapter_model.safetensors"
+    if not weights.exists():
+        raise AxialError(f"{src}: not a trained expert (no adapter_model.safetensors)")
+    target = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype)
+    if target is None:
+        raise AxialError(f"export_expert dtype: '{dtype}'; use bf16, fp16 or fp32")
+    dst.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.to(target).contiguous() for k, v in load_file(str(weights)).items()}
+    save_file(tensors, str(dst / "adapter_model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((src / "adapter_config.json").read_text())
+    if base_model:
+        config["base_model_name_or_path"] = base_model
+    (dst / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name in ("axial_expert.json", "train_log.jsonl"):
+        if (src / name).exists():
+            shutil.copy(src / name, dst / name)
+    return dst
