@@ -7,7 +7,9 @@ Weight sources (strings, CLI-friendly), all served by the one mixture layer (axi
   weights:a=0.5,b=0.5       raw expert weights, NOT renormalised (weights:helpful=1.5 extrapolates; experts
                             not named get 0) — for interpolation sweeps and ablations
   pref:helpful=0.7,...      a preference over the axes, validated and normalised to the simplex, mapped to
-                            expert weights by HoE preference routing (axial.preference)
+                            expert weights by HoE preference routing (axial.preference); anchors default to
+                            the experts (axis experts, merged experts); `pref:...?anchors=FILE` reads anchors
+                            (with routers) from a JSON file (axial.preference.load_anchors)
   mocae:DIR                 a trained router from DIR: `axial.mocae.load_router(DIR, mixture) -> (router, gate)`
 
 Several variants may share one base model (`load_variant(spec, base=(model, tok))`): the experts are attached
@@ -135,9 +137,21 @@ def load_variant(spec: VariantSpec, *, base=None) -> LoadedVariant:
         w = _parse_weights(arg, names)
         variant.weights = [w.get(n, 0.0) for n in names]
     elif kind == "pref":
-        from axial.preference import parse_preference, static_weights
+        import torch
 
-        variant.weights = static_weights(mixture, parse_preference(arg))
+        from axial.preference import load_anchors, parse_preference, preference_plan
+        from axial.preference.routing import PreferenceRouter
+
+        text, _, query = arg.partition("?")
+        option, _, anchors_file = query.partition("=")
+        if query and (option != "anchors" or not anchors_file):
+            raise AxialError(f"source '{spec.source}': the only option is ?anchors=FILE, got '?{query}'")
+        anchors = load_anchors(anchors_file, mixture) if anchors_file else None
+        anchors, w1 = preference_plan(mixture, [parse_preference(text)], anchors)
+        if any(a.router is not None for a in anchors):
+            variant.router = PreferenceRouter(anchors, w1[0], k)
+        else:
+            variant.weights = (w1[0] @ torch.tensor([a.weights for a in anchors])).tolist()
     elif kind == "mocae":
         try:
             from axial.mocae import load_router

@@ -64,21 +64,26 @@ class MixtureLinear(nn.Module):
             return y
         h = F.linear(x, self.lora_A)  # [..., K*r]
         lead = h.shape[:-1]
-        h = h.view(*lead, self.num_experts, self.r_max)
-        g = g.to(dtype=h.dtype)
+        cols = g.to(dtype=h.dtype).repeat_interleave(self.r_max, dim=-1)  # each expert's weight over its r columns
+        B = self.lora_B
         if g.dim() == 1:
-            h = h * g[:, None]
-        elif g.dim() == 2:  # per row: [B, K] -> [B, 1.., K, 1]
+            B = B * cols  # global weights fold into B ([out, K*r]): cheaper than scaling every row of h
+        elif g.dim() == 2:  # per row: [B, K] -> [B, 1.., K*r]
             if g.shape[0] != lead[0]:
                 raise AxialError(f"mixture weights have {g.shape[0]} rows but the batch has {lead[0]}; per-row "
                                  "weights must match the batch (repeat them for num_return_sequences/beams)")
-            h = h * g.view(g.shape[0], *([1] * (len(lead) - 1)), self.num_experts, 1)
+            h = h * cols.view(g.shape[0], *([1] * (len(lead) - 1)), -1)
         else:
             if tuple(g.shape[:-1]) != tuple(lead):
                 raise AxialError(f"per-token mixture weights have shape {list(g.shape)}, the activations "
                                  f"{list(lead)} x K={self.num_experts}")
-            h = h * g[..., None]
-        return y + F.linear(h.reshape(*lead, -1), self.lora_B)
+            h = h * cols
+        if y.is_contiguous():
+            # y += h B^T as one in-place addmm: a separate full-size add costs as much as the LoRA matmuls on a
+            # CPU with fast bf16 matmuls. Safe for autograd: the base linear does not keep its output.
+            y.view(-1, y.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), B.t())
+            return y
+        return y + F.linear(h, B)
 
     def extra_repr(self) -> str:
         return f"experts={self.num_experts}, r_max={self.r_max}, layer={self.layer_idx}"

@@ -9,11 +9,12 @@ from axial.preference.routing import (
     PreferenceRouter,
     convex_weights,
     default_anchors,
+    load_anchors,
     preference_plan,
     route_preference,
     static_weights,
 )
 
 __all__ = ["Anchor", "ExportConfig", "MergeConfig", "ParetoConfig", "Preference", "PreferenceRouter", "anchor_experts",
-           "convex_weights", "default_anchors", "export", "hypervolume", "merge_experts", "pareto", "parse_preference", "preference_plan",
+           "convex_weights", "default_anchors", "export", "hypervolume", "load_anchors", "merge_experts", "pareto", "parse_preference", "preference_plan",
            "route_preference", "simplex_grid", "static_weights"]

@@ -67,6 +67,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(8),
         dtype: str = typer.Option("auto"),
         axes: str | None = typer.Option(None, help="axes YAML/JSON file (default: the built-in axes)"),
+        anchors: str | None = typer.Option(None, help="anchors JSON (axial.preference.load_anchors; default: "
+                                                      "one anchor per axis / merged expert)"),
         overrides: list[str] | None = typer.Argument(None, help="ParetoConfig key=value (points_per_edge=5 "
                                                                 "baselines=linear,base ...)"),
     ):
@@ -75,6 +77,7 @@ def register(app: typer.Typer) -> None:
         from axial.data import load_records
         from axial.errors import AxialError
         from axial.generate import GenerationConfig, generate_responses
+        from axial.preference import load_anchors
         from axial.preference.pareto import ParetoConfig, pareto
         from axial.rewards import load_judge
         from axial.variants import VariantSpec, load_variant
@@ -96,7 +99,8 @@ def register(app: typer.Typer) -> None:
             responses = generate_responses(variant.model, variant.tokenizer, messages, gen, progress=False)
             return {a: j.score(messages, responses) for a, j in scorers.items()}
 
-        report = pareto(variant.mixture, names, evaluate_point, cfg, out=out,
+        anchor_list = load_anchors(anchors, variant.mixture, names) if anchors else None
+        report = pareto(variant.mixture, names, evaluate_point, cfg, anchors=anchor_list, out=out,
                         judges={a: j.describe() for a, j in scorers.items()})
         hv = report["hypervolume"]
         typer.echo(f"{len(messages)} prompts; hypervolume hoe {hv['hoe']['estimate']:.4g}"

@@ -11,15 +11,17 @@ sum-to-one row appended), and use w2 = Σ w1_i η_i(x). With fixed-weight anchor
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from axial.errors import AxialError
+from axial.errors import AxialError, DataError
 from axial.mixture import GateConfig, Mixture
 from axial.preference.preference import Preference, parse_preference
 
@@ -50,6 +52,42 @@ def default_anchors(mixture: Mixture, axes: Sequence[str]) -> list[Anchor]:
     if not anchors:
         raise AxialError(f"no expert is bound to a preference: expert names {mixture.expert_names} are not axes "
                          f"{list(axes)} and none carries a 'preference' in its axial_expert.json")
+    return anchors
+
+
+def load_anchors(path: str | Path, mixture: Mixture, axes: Sequence[str] | None = None) -> list[Anchor]:
+    """Anchors from JSON: {"anchors": [{"preference": "helpful=0.5,harmless=0.5", "router": DIR | null,
+    "weights": [K floats] | null, "name": str}]}. A router DIR is loaded with axial.mocae.load_router."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AxialError(f"anchors file {path}: not found") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", path=str(path), line=e.lineno) from e
+    items = data.get("anchors") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise DataError("expected {\"anchors\": [...]} with at least one anchor", path=str(path), field="anchors")
+    anchors = []
+    for i, item in enumerate(items):
+        where = f"anchors[{i}]"
+        if not isinstance(item, dict) or "preference" not in item:
+            raise DataError("expected an object with a 'preference'", path=str(path), field=where)
+        unknown = sorted(set(item) - {"preference", "router", "weights", "name"})
+        if unknown:
+            raise DataError(f"unknown key(s) {unknown}", path=str(path), field=where)
+        try:
+            pref = parse_preference(item["preference"], axes)
+        except AxialError as e:
+            raise DataError(str(e), path=str(path), field=f"{where}.preference") from None
+        router = gate = None
+        if item.get("router"):
+            try:
+                from axial.mocae import load_router
+            except ImportError as e:
+                raise AxialError(f"{path}: {where}.router needs axial.mocae.load_router ({e})") from e
+            router, gate = load_router(item["router"], mixture)
+        anchors.append(Anchor(pref, item.get("weights"), router, gate, name=str(item.get("name", ""))))
     return anchors
 
 
@@ -120,10 +158,16 @@ def preference_plan(mixture: Mixture, preferences: Sequence[Preference], anchors
                else replace(a, weights=a.preference.vector(mixture.expert_names)) for a in anchors]
     if not anchors:
         raise AxialError("preference routing: no anchors given")
-    for a in anchors:
-        if a.weights is not None and len(a.weights) != mixture.num_experts:
+    for i, a in enumerate(anchors):
+        if a.weights is None:
+            continue
+        if len(a.weights) != mixture.num_experts:
             raise AxialError(f"anchor '{a.name or a.preference}': {len(a.weights)} expert weights for "
                              f"{mixture.num_experts} experts {mixture.expert_names}")
+        try:
+            anchors[i] = replace(a, weights=[float(x) for x in a.weights])
+        except (TypeError, ValueError):
+            raise AxialError(f"anchor '{a.name or a.preference}': weights {a.weights} are not all numbers") from None
     points = np.array([a.preference.vector(axes) for a in anchors])
     rows = []
     for p in preferences:

@@ -239,3 +239,22 @@ def test_generate_responses_with_per_prompt_weights(mixed):
         alone.append(generate_responses(model, tok, [p], cfg, progress=False)[0])
     assert batched == alone
     assert len(set(alone)) > 1  # the weights matter, so a mix-up of rows would show
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 4, 3)])
+def test_gradients_through_weights_and_input_are_exact(shape):
+    from axial.mixture.layer import RoutingState
+
+    torch.manual_seed(0)
+    base = torch.nn.Linear(5, 6).double()
+    A, B = torch.randn(3 * 2, 5).double(), torch.randn(6, 3 * 2).double()
+    state = RoutingState()
+    layer = MixtureLinear(base, A, B, torch.tensor([1.0, 0.5, 2.0]), 2, state, None)
+    x = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.rand(*shape, dtype=torch.float64, requires_grad=True)
+
+    def f(x, g):
+        state.weights = g
+        return layer(x)
+
+    assert torch.autograd.gradcheck(f, (x, g))

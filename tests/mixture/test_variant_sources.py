@@ -91,3 +91,53 @@ def test_variants_on_one_base_attach_once_and_activate(base, experts):
     torch.testing.assert_close(run(a), la, atol=0, rtol=0)
     assert torch.equal(run(plain), fresh()(input_ids=x).logits.detach())
     assert a.generate(["hi"], GenerationConfig(max_new_tokens=3), progress=False)[0] is not None
+
+
+def write_anchors(path, anchors):
+    import json
+
+    path.write_text(json.dumps({"anchors": anchors}))
+    return path
+
+
+def test_pref_source_with_an_anchors_file(base, experts, tmp_path):
+    f = write_anchors(tmp_path / "a.json", [
+        {"preference": "helpful=1", "weights": [1, 0, 0]},
+        {"preference": "helpful=0.5,harmless=0.5", "weights": [0.2, 0.2, 0.6], "name": "odd"},
+        {"preference": "harmless=1"},  # no weights: its λ
+    ])
+    got = weights_of(f"pref:helpful=0.75,harmless=0.25?anchors={f}", base, experts)
+    assert got == pytest.approx([0.6, 0.1, 0.3], abs=1e-6)  # half anchor 1, half anchor 2
+
+
+def test_pref_source_with_router_anchors(base, experts, tmp_path, monkeypatch):
+    import axial.mocae
+    from axial.mixture import GateConfig, LinearRouter
+
+    router = LinearRouter(64, 3)
+    router.heads[0].bias.data = torch.tensor([0.0, 1.0, 2.0])
+    monkeypatch.setattr(axial.mocae, "load_router", lambda d, mixture: (router, GateConfig()), raising=False)
+    f = write_anchors(tmp_path / "r.json", [{"preference": "helpful=1", "router": "some/router"},
+                                            {"preference": "honest=1", "weights": [0, 0, 1]}])
+    v = load_variant(VariantSpec(experts=experts, source=f"pref:helpful=0.5,honest=0.5?anchors={f}"), base=base)
+    x = torch.randint(0, 250, (2, 4))
+    with torch.no_grad():
+        routed = v.model(input_ids=x).logits
+    expected_w = 0.5 * torch.softmax(torch.tensor([0.0, 1.0, 2.0]), 0) + 0.5 * torch.tensor([0.0, 0.0, 1.0])
+    v.mixture.set_router(None)
+    with v.mixture.weights(expected_w), torch.no_grad():
+        torch.testing.assert_close(routed, v.model(input_ids=x).logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("content, match", [
+    ({"anchors": []}, "field 'anchors'"),
+    ({"anchors": [{"preference": "helpful=-1"}]}, r"field 'anchors\[0\].preference'"),
+    ({"anchors": [{"preference": "helpful=1", "colour": 1}]}, r"anchors\[0\]'.*unknown key"),
+    ({"anchors": [{"preference": "helpful=1", "weights": [1, 0]}]}, "2 expert weights for 3 experts"),
+])
+def test_bad_anchor_files_name_the_field(content, match, base, experts, tmp_path):
+    f = write_anchors(tmp_path / "bad.json", content["anchors"])
+    with pytest.raises(AxialError, match=match):
+        load_variant(VariantSpec(experts=experts, source=f"pref:helpful=1?anchors={f}"), base=base)
+    with pytest.raises(AxialError, match="only option is"):
+        load_variant(VariantSpec(experts=experts, source="pref:helpful=1?anchor=x"), base=base)
