@@ -88,9 +88,11 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     metrics.update(_throughput(trainer, time.time() - started, _step_of(checkpoint)))
     if val_ex:
         metrics.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
-    trainer.model.save_pretrained(str(out), selected_adapters=["default"], safe_serialization=True)
-    _write_sidecar(config, out, metrics, records)
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    # Under `accelerate launch` every process runs this function; one writes the results.
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(str(out), selected_adapters=["default"], safe_serialization=True)
+        _write_sidecar(config, out, metrics, records)
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
 
 
@@ -254,7 +256,7 @@ class JsonlLogCallback(TrainerCallback):
 
     def __init__(self, path: Path, resumed_step: int):
         self.path = path
-        if resumed_step and path.exists():
+        if resumed_step and path.exists() and int(os.environ.get("RANK", "0")) == 0:
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)["step"] <= resumed_step]
             path.write_text("".join(line + "\n" for line in kept))
