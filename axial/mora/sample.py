@@ -83,7 +83,7 @@ def hf_generator(model, tok) -> Generator:
     return generate
 
 
-def vllm_generator(model_spec: str, dtype: str) -> Generator:
+def vllm_generator(model_spec: str, dtype: str, seed: int) -> Generator:
     """vLLM backend (optional import): much faster sampling on a GPU; not installed on CPU-only machines."""
     try:
         from vllm import LLM, SamplingParams
@@ -91,11 +91,13 @@ def vllm_generator(model_spec: str, dtype: str) -> Generator:
         raise AxialError("MoraConfig.backend: 'vllm' needs `pip install vllm` (or use backend=hf)") from e
     from axial.models import resolve_model_path
 
-    llm = LLM(model=resolve_model_path(model_spec), dtype={"bf16": "bfloat16", "fp32": "float32"}.get(dtype, "auto"))
+    llm = LLM(model=resolve_model_path(model_spec), dtype={"bf16": "bfloat16", "fp32": "float32"}.get(dtype, "auto"),
+              seed=seed)
 
     def generate(prompts, cfg: GenerationConfig) -> list[str]:
+        # No per-request seed: the k copies of a prompt in one call would then all sample the same answer.
         params = SamplingParams(temperature=cfg.temperature if cfg.do_sample else 0.0, top_p=cfg.top_p,
-                                max_tokens=cfg.max_new_tokens, seed=cfg.seed)
+                                max_tokens=cfg.max_new_tokens)
         outs = llm.chat([list(p) for p in prompts], params, use_tqdm=False)
         return [o.outputs[0].text.strip() for o in outs]
 
@@ -106,7 +108,7 @@ def make_generator(config, model=None, tok=None) -> Generator:
     if model is not None:
         return hf_generator(model, tok)
     if config.backend == "vllm" or (config.backend == "auto" and _vllm_available()):
-        return vllm_generator(config.model, config.dtype)
+        return vllm_generator(config.model, config.dtype, config.seed)
     from axial.models import load_model
 
     model, tok = load_model(config.model, dtype=config.dtype)
