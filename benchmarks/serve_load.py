@@ -338,7 +338,10 @@ def markdown(cfg: LoadConfig, results: dict, speedup: float, command: str, exper
                      f"[{ci50[0]:.2f}, {ci50[1]:.2f}] | {r['latency_p95_s']:.2f} [{ci95[0]:.2f}, {ci95[1]:.2f}] | "
                      f"{r['mean_batch_size']:.1f} | {r['loadavg_1m_before']:.1f}→{r['loadavg_1m_after']:.1f} |")
     lines += ["", f"Batched / one-by-one throughput: **{speedup:.2f}×** (single run per mode; latency CIs are "
-              "bootstrap over requests, throughput has no CI)."]
+              "bootstrap over requests, throughput has no CI).", "",
+              "Latency here is mostly queueing: every request is sent at the same instant, so the last one waits "
+              "for all others. It is comparable between modes only at equal n; with fewer requests in the "
+              "one-by-one phase its latencies are *lower* than serving all of them one by one would give."]
     return "\n".join(lines) + "\n"
 
 
