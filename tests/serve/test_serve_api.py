@@ -155,3 +155,14 @@ def test_preference_the_experts_cannot_reach_is_400(expert_dirs):
         with pytest.raises(openai.BadRequestError) as e:
             _chat(bare.client(), extra_body={"axial": {"preference": {"helpful": 1}}})
         assert "no experts" in e.value.body["message"]
+
+
+def test_sampling_and_stop_strings(server):
+    c = server.client()
+    sampled = _chat(c, temperature=0.8, top_p=0.9, max_tokens=12)
+    assert sampled.usage.completion_tokens == 12 and sampled.choices[0].finish_reason == "length"
+    free = _chat(c, model="tiny:helpful").choices[0].message.content
+    stop = free[4:7]
+    assert free.find(stop) == 4
+    cut = _chat(c, model="tiny:helpful", stop=[stop])
+    assert cut.choices[0].message.content == free[:4] and cut.choices[0].finish_reason == "stop"
