@@ -61,7 +61,9 @@ class _Route:
             return {"routing": "mocae"}
         if self.weights is None:
             return {"routing": "base"}
-        return {"routing": "preference", "weights": dict(zip(expert_names, self.weights, strict=True))}
+        # Rounded: the weights come out of float32 solves, and 0.6000000238 helps nobody reading a reply.
+        return {"routing": "preference",
+                "weights": {n: round(w, 6) for n, w in zip(expert_names, self.weights, strict=True)}}
 
 
 class ServerState:
