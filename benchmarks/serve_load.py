@@ -283,7 +283,7 @@ def preference_demo(cfg: LoadConfig, experts: list[str], out: Path, prompts: int
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
         handle.close()
-    lines = ["# One harmful prompt, two preferences, one batch", "",
+    lines = ["# Harmful prompts: harmless=1 vs helpful=1 vs base, in one batch", "",
              f"Experts: {experts}. Greedy, max_tokens={max_tokens}, {cfg.model} ({cfg.dtype}). The "
              f"{len(rows) * len(modes)} requests were sent at once and served in {batches['batches']} generate "
              f"call(s) (mean batch {batches['mean_batch_size']:.1f}). Prompts: the built-in harmless set's test "
