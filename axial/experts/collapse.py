@@ -103,12 +103,13 @@ def _train_mixed(per_axis: dict[str, ExpertConfig], out: Path, inject: bool) -> 
     tagged = []
     for axis, cfg in per_axis.items():
         tagged += [(axis, r) for r in load_axis_records(cfg.data, method=cfg.method, split=cfg.split,
-                                                        limit=cfg.limit)]
+                                                        limit=cfg.limit, skip_invalid=cfg.skip_invalid)]
     first = next(iter(per_axis.values()))
     # Same hyper-parameters as the experts (first axis's, the recipe defaults), same epochs over 3x the data:
     # the mixed adapter gets as many steps as the experts together.
     cfg = first.replace(axis=MIXED, data=[d for c in per_axis.values() for d in c.data], out=str(out),
-                        inject=inject, limit=None)
+                        inject=inject, limit=None,
+                        skip_invalid=any(c.skip_invalid for c in per_axis.values()))
     return train_expert(cfg, tagged)
 
 

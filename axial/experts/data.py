@@ -5,11 +5,14 @@ The axis injection (AlignX stage 1) goes into the system turn here, so it is vis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from axial.axes import get_axis
 from axial.data.records import Message, PreferenceRecord, QARecord, SFTRecord
 from axial.errors import AxialError
+
+logger = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -59,17 +62,28 @@ def to_example(record, method: str, injection: str | None, where: str) -> dict:
     return {"prompt": prompt, "chosen": turn(good), "rejected": turn(bad)}
 
 
-def build_examples(tagged: Sequence[tuple[str, object]], method: str, inject: bool) -> list[dict]:
-    """Examples from (axis, record) pairs; each record gets its own axis's injection when `inject`."""
-    out = []
+def build_examples(tagged: Sequence[tuple[str, object]], method: str, inject: bool, *,
+                   skip_invalid: bool = False) -> tuple[list[dict], list[str]]:
+    """Examples from (axis, record) pairs; each record gets its own axis's injection when `inject`.
+
+    A record that cannot make an example raises, or with `skip_invalid` is left out and its reason returned
+    (the caller reports them), so nothing disappears silently.
+    """
+    out, skipped = [], []
     for i, (axis, record) in enumerate(tagged):
         injection = get_axis(axis).injection if inject else None
         where = f"record #{i} ({getattr(record, 'source', '') or axis} id={getattr(record, 'id', '')!r})"
-        out.append(to_example(record, method, injection, where))
-    return out
+        try:
+            out.append(to_example(record, method, injection, where))
+        except AxialError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(str(e))
+    return out, skipped
 
 
-def load_axis_records(sources: Sequence[str], *, method: str, split: str, limit: int | None) -> list:
+def load_axis_records(sources: Sequence[str], *, method: str, split: str, limit: int | None,
+                      skip_invalid: bool = False) -> list:
     """Records from data sources: files / HF ids through axial.data.load_records, or `builtin:AXIS`.
 
     Built-in axis sets are demo data no benchmark uses, so `split` does not apply to them.
@@ -83,7 +97,10 @@ def load_axis_records(sources: Sequence[str], *, method: str, split: str, limit:
             got = list(builtin_axis_set(source[len(BUILTIN_PREFIX):], kind=kind))
             records.extend(got[:limit] if limit else got)
         else:
-            records.extend(load_records(source, split=split, limit=limit).records)
+            loaded = load_records(source, split=split, limit=limit, skip_invalid=skip_invalid)
+            for error in loaded.invalid:
+                logger.warning("skipped invalid record: %s", error)
+            records.extend(loaded.records)
     if not records:
         raise AxialError(f"no training records in {list(sources)} (split={split})")
     return records

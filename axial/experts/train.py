@@ -61,9 +61,12 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
             raise AxialError("ExpertConfig.axis: 'mixed' needs records tagged with their axes (Python API)")
         if not config.data:
             raise AxialError("ExpertConfig.data: at least one data source is required")
-        loaded = load_axis_records(config.data, method=config.method, split=config.split, limit=config.limit)
+        loaded = load_axis_records(config.data, method=config.method, split=config.split, limit=config.limit,
+                                   skip_invalid=config.skip_invalid)
         records = [(config.axis, r) for r in loaded]
-    examples = build_examples(records, config.method, config.inject)
+    examples, skipped = build_examples(records, config.method, config.inject, skip_invalid=config.skip_invalid)
+    for reason in skipped:
+        logger.warning("skipped: %s", reason)
     train_ex, val_ex = _split_validation(examples, config.val_size, config.seed)
     if not train_ex:
         raise AxialError(f"ExpertConfig.val_size: {config.val_size} leaves no training examples "
@@ -82,6 +85,7 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics = {"train_loss": result.training_loss, "global_step": trainer.state.global_step,
                "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
+               "n_skipped_invalid": len(skipped), "skipped_invalid": skipped,
                # TRL drops examples whose response is cut off entirely by max_length; count them.
                "n_train_dropped_by_max_length": len(train_ex) - len(trainer.train_dataset),
                "runtime_s_this_run": round(time.time() - started, 1)}

@@ -26,7 +26,7 @@ def _cfg(tmp_path, **kw):
 def test_labels_cover_only_the_response_tokens(tmp_path):
     model, tok = tiny_llama()
     cfg = _cfg(tmp_path)
-    examples = build_examples(_records(4), "sft", inject=True)
+    examples, _ = build_examples(_records(4), "sft", inject=True)
     trainer = _make_trainer(cfg, model, tok, examples, [], tmp_path, 0)
     for ex, row in zip(examples, trainer.train_dataset, strict=True):
         prompt_ids = tok.apply_chat_template(ex["prompt"], add_generation_prompt=True, tokenize=True,
@@ -54,6 +54,7 @@ def test_tiny_training_writes_a_plain_peft_adapter(tmp_path, method):
     assert side["injection"]["at_inference"] is False
     assert side["hyperparameters"]["lora_r"] == 4 and side["git_commit"]
     assert side["metrics"]["global_step"] == 3 and side["metrics"]["eval_loss"] > 0
+    assert side["metrics"]["n_skipped_invalid"] == 0
     log = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     assert [e["step"] for e in log if "loss" in e] == [1, 2, 3]
 
