@@ -72,18 +72,20 @@ def test_full_queue_answers_429_with_retry_after(engine):
 
 
 def test_client_disconnect_frees_the_slot(engine):
-    with running(engine, max_batch=1, max_queue=1, batch_window_ms=0) as srv, slow_steps(engine, 0.05):
+    with running(engine, max_batch=1, max_queue=1, batch_window_ms=0, max_tokens=450) as srv, \
+            slow_steps(engine, 0.05):
         c = srv.client()
-        stream = _chat(c, max_tokens=60, stream=True)
+        stream = _chat(c, max_tokens=400, stream=True)
         next(iter(stream))  # the row is generating
         _wait(lambda: srv.state.scheduler._running)
         stream.close()  # client goes away after a few tokens
         start = time.monotonic()
         reply = _chat(c, max_tokens=4)
-        # Had the 60-token row run on, this would wait ~3 s for it.
-        assert time.monotonic() - start < 2.0
+        # Had the 400-token row run on, this would wait ~20 s for it.
+        assert time.monotonic() - start < 8.0
         assert reply.usage.completion_tokens == 4
         assert _metric(srv, 'axial_rows_finished_total{reason="cancelled"}') == 1
+        assert _metric(srv, 'axial_tokens_total{kind="completion"}') < 100
 
 
 def test_queued_request_cancelled_by_disconnect_leaves_the_queue(engine):
