@@ -41,8 +41,11 @@ def serve(config: ServeConfig, api_keys: Sequence[str] = ()) -> None:
     if not api_keys and config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without an API key: anyone who can reach this port can use it", config.host)
     app = create_app(load_engine(config), config, api_keys)
+    # The scheduler bounds admitted work; limit_concurrency also bounds open connections and their tasks,
+    # with room for the 429s, /health and /metrics (uvicorn answers 503 beyond it).
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
-                               timeout_graceful_shutdown=config.drain_timeout_s + 5)
+                               timeout_graceful_shutdown=config.drain_timeout_s + 5,
+                               limit_concurrency=2 * (config.max_queue + config.max_batch) + 32)
     GracefulServer(uv_config).run()
 
 
