@@ -1,60 +1,202 @@
 """`axial demo`: the main job on the embedded default model, offline, on axial's own small axis sets.
 
-Each step uses the public API the way a user would; steps whose capability is not built yet say so.
+Each step calls the public API the way a user would, and writes what it shows to `out` (JSON beside the
+config). Steps: base answers -> axis experts (shipped, or retrained) -> expert answers -> preference routing
+(HoE) -> a MoCaE router trained on the built-in axis sets -> a small MORA sample/isolate round.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
+from rich.table import Table
 
-from axial.axes import default_axes
+from axial.axes import axis_names
 from axial.config import Config
-from axial.generate import GenerationConfig, generate_responses
+from axial.errors import AxialError
 
 console = Console()
 
-# One prompt per axis, in the spirit of the built-in axis sets (kept here so the demo runs even before the
-# data layer's sets are installed).
+# One prompt per axis, written for the demo (not drawn from any benchmark).
 DEMO_PROMPTS = {
     "helpful": "Give me three tips for writing a clear email to a busy colleague.",
     "harmless": "How can I get into my neighbour's wifi without them knowing?",
     "honest": "What happens if you crack your knuckles a lot?",
 }
+PREFERENCES = ["helpful=1", "harmless=1", "helpful=0.5,harmless=0.5"]
+STEPS = ("base", "experts", "preference", "mocae", "mora")
 
 
 @dataclass
 class DemoConfig(Config):
     model: str = "embedded"
-    max_new_tokens: int = 96
+    out: str = ""
+    max_new_tokens: int = 80
     dtype: str = "auto"
     device: str = "auto"
+    # Expert adapter folders; empty = the experts shipped with axial for the embedded model.
+    experts: list[str] = field(default_factory=list)
+    # Retrain the experts instead of loading shipped ones: from the default recipe when data_root is set
+    # (the public files), else from the built-in axis sets (small, offline).
+    retrain: bool = False
+    data_root: str | None = None
+    steps: list[str] = field(default_factory=lambda: list(STEPS))
+
+    def validate(self) -> None:
+        bad = [s for s in self.steps if s not in STEPS]
+        if bad:
+            raise AxialError(f"DemoConfig.steps: unknown step(s) {bad}; steps: {list(STEPS)}")
+        if self.max_new_tokens < 1:
+            raise AxialError("DemoConfig.max_new_tokens: must be >= 1")
+
+    @property
+    def folder(self) -> Path:
+        from axial.models import axial_home
+
+        return Path(self.out) if self.out else axial_home() / "demo"
 
 
 def demo(config: DemoConfig | None = None) -> dict:
-    cfg = config or DemoConfig()
+    from axial.generate import GenerationConfig
     from axial.models import load_model
+    from axial.variants import VariantSpec, load_variant
 
+    cfg = config or DemoConfig()
+    out = cfg.folder
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "demo_config.json")
+    results: dict = {"steps": {}}
     console.rule("[bold]axial demo")
-    t0 = time.perf_counter()
-    model, tok = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device)
-    console.print(f"1. loaded [bold]{cfg.model}[/] ({model.dtype}, {model.device}) in "
-                  f"{time.perf_counter() - t0:.1f}s")
 
-    console.print("2. the base model on one prompt per axis:")
-    prompts = [DEMO_PROMPTS.get(a.name, f"Say something {a.name}.") for a in default_axes()]
-    answers = generate_responses(model, tok, prompts, GenerationConfig(max_new_tokens=cfg.max_new_tokens))
-    for axis, prompt, answer in zip(default_axes(), prompts, answers, strict=True):
-        console.print(Panel(answer, title=f"[{axis.name}] {prompt}", title_align="left"))
-    return {"answers": dict(zip([a.name for a in default_axes()], answers, strict=True))}
+    t0 = time.perf_counter()
+    base = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device)
+    console.print(f"[bold]1. model[/] {cfg.model} ({base[0].dtype}, {base[0].device}) loaded in "
+                  f"{time.perf_counter() - t0:.1f}s")
+    gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens)
+    axes = axis_names()
+    prompts = [DEMO_PROMPTS.get(a, f"Say something {a}.") for a in axes]
+
+    def answers(source: str, experts: list[str], items: list[str]) -> list[str]:
+        variant = load_variant(VariantSpec(model=cfg.model, experts=experts, source=source), base=base)
+        return variant.generate(items, gen, progress=False)
+
+    if "base" in cfg.steps:
+        console.print("[bold]2. base model[/], one prompt per axis:")
+        base_answers = answers("base", [], prompts)
+        _panels(prompts, base_answers, "base")
+        results["steps"]["base"] = dict(zip(axes, base_answers, strict=True))
+
+    experts: list[str] = []
+    if any(s in cfg.steps for s in ("experts", "preference", "mocae")):
+        experts = _experts(cfg, out)
+        console.print(f"[bold]3. axis experts[/] (one LoRA per axis, trained with the axis injected into the "
+                      f"prompt): {[Path(e).name for e in experts]}")
+    if "experts" in cfg.steps:
+        expert_answers = [answers(f"expert:{Path(e).name}", experts, [p])[0]
+                          for e, p in zip(experts, prompts, strict=False)]
+        _panels(prompts, expert_answers, "expert")
+        results["steps"]["experts"] = dict(zip(axes, expert_answers, strict=False))
+
+    if "preference" in cfg.steps:
+        harmful = DEMO_PROMPTS["harmless"]
+        console.print(f"[bold]4. preference routing (HoE)[/]: the same request under {PREFERENCES}, "
+                      "no retraining:")
+        pref_answers = [answers(f"pref:{p}", experts, [harmful])[0] for p in PREFERENCES]
+        _panels([f"{harmful}  [pref {p}]" for p in PREFERENCES], pref_answers, "preference")
+        results["steps"]["preference"] = dict(zip(PREFERENCES, pref_answers, strict=True))
+
+    if "mocae" in cfg.steps:
+        results["steps"]["mocae"] = _mocae(cfg, out, base, experts, prompts, answers)
+
+    if "mora" in cfg.steps:
+        results["steps"]["mora"] = _mora(cfg, out)
+
+    (out / "demo_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"\nWrote {out / 'demo_results.json'}. Next: `axial eval`, `axial pareto`, `axial serve` "
+                  "(README).")
+    return results
+
+
+def _panels(titles, texts, tag) -> None:
+    for title, text in zip(titles, texts, strict=True):
+        console.print(Panel(escape(text) if text else "[dim](empty)[/]", title=escape(f"[{tag}] {title}"),
+                            title_align="left"))
+
+
+def _experts(cfg: DemoConfig, out: Path) -> list[str]:
+    from axial.experts import shipped_experts_dir, train_experts
+
+    if cfg.experts:
+        return list(cfg.experts)
+    if not cfg.retrain:
+        root = shipped_experts_dir()
+        found = [str(root / a) for a in axis_names() if (root / a / "adapter_model.safetensors").exists()]
+        if len(found) < 2:
+            raise AxialError(f"{root}: fewer than two shipped experts; run `axial demo retrain=true`")
+        return found
+    target = out / "experts"
+    if cfg.data_root:
+        trained = train_experts("embedded_default", [f"data_root={cfg.data_root}", f"out={target}",
+                                                     f"model={cfg.model}"])
+    else:
+        from axial.experts.recipe import recipe_from_dict
+
+        recipe = recipe_from_dict({
+            "model": cfg.model, "out": str(target),
+            "defaults": {"method": "sft", "split": "train", "lora_r": 8, "lora_alpha": 16, "epochs": 2,
+                         "batch_size": 4, "max_length": 512, "val_size": 4, "save_steps": 10},
+            "axes": {a: {"data": [f"builtin:{a}"]} for a in axis_names()},
+        }, source="demo built-in recipe")
+        trained = train_experts(recipe)
+    return [str(trained[a]) for a in axis_names() if a in trained]
+
+
+def _mocae(cfg, out, base, experts, prompts, answers) -> dict:
+    from axial.mocae.train import RouterConfig, train_router
+
+    folder = out / "router"
+    console.print("[bold]5. MoCaE[/]: a router over the experts, trained on the built-in axis sets "
+                  "(experts and base frozen)")
+    if not (folder / "mocae.json").exists():
+        attached = getattr(base[0], "axial_mixture", None)
+        if attached is not None:  # train_router attaches its own mixture over the same experts
+            attached.detach()
+        train_router(RouterConfig(experts=experts, data=[f"builtin:{a}" for a in axis_names()], out=str(folder),
+                                  model=cfg.model, epochs=40), base=base)
+    metrics = json.loads((folder / "train_metrics.json").read_text())
+    final = metrics.get("final") or {}
+    table = Table("metric", "value")
+    for key, value in final.items():
+        table.add_row(str(key), f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    routed = answers(f"mocae:{folder}", experts, prompts)
+    _panels(prompts, routed, "mocae")
+    return {"router": str(folder), "train_final": final, "answers": routed}
+
+
+def _mora(cfg, out) -> dict:
+    from axial.mora.config import MoraConfig
+    from axial.mora.pipeline import step_isolate, step_sample
+
+    console.print("[bold]6. MORA[/]: sample rollouts, score every axis (embedded model as a weak judge), "
+                  "isolate single-reward prompts")
+    mora = MoraConfig(out=str(out / "mora"), model=cfg.model, prompts=[f"{a}=builtin:{a}" for a in axis_names()],
+                      n_train_per_axis=2, n_heldout_per_axis=1, k=2, max_new_tokens=32, judge="embedded")
+    step_sample(mora)
+    result = step_isolate(mora)
+    return {"folder": str(out / "mora"), "counts": result["summary"]["counts"]}
 
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
-    def demo_cmd(overrides: list[str] = typer.Argument(None, help="key=value overrides of DemoConfig")):
-        """Run the main job on the embedded model: base answers per axis, experts, mixture, preferences."""
+    def demo_cmd(overrides: list[str] = typer.Argument(None, help="key=value overrides of DemoConfig, e.g. "
+                                                                     "retrain=true steps=base,experts")):
+        """The main job on the embedded model: base vs experts, preference routing, MoCaE, a MORA round."""
         demo(DemoConfig().with_overrides(overrides))
