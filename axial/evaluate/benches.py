@@ -283,7 +283,9 @@ class Alpaca(GenerativeBench):
         for r in records:
             prompt = first_user_message(r, source)
             reference = getattr(r, "response", None)
-            if not isinstance(reference, str) or not reference.strip():
+            # An empty reference stays in (AlpacaEval keeps text-davinci-003's empty outputs): dropping it
+            # would change the item set silently; the judge simply compares against an empty answer.
+            if not isinstance(reference, str):
                 raise DataError("alpaca bench needs a reference output", path=source,
                                 field=f"response/output (id {r.id!r})")
             out.append({"id": item_id(prompt), "messages": [{"role": "user", "content": prompt}],

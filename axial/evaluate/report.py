@@ -64,7 +64,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 if k != "status" and k not in metrics:
                     metrics.append(k)
         header = ["metric", *names, *(f"{n} - {names[0]}" for n in names[1:])]
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        if metrics:
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for k in metrics:
             pct = k not in _NOT_PERCENT
             row = [k + ("" if pct else " (chars)" if k.startswith("len") else "")]

@@ -178,6 +178,13 @@ def test_alpaca_both_orders_cancel_position_bias(patched, tmp_path):
     assert r["tie_rate"]["value"] == 1.0 and r["win_rate"]["value"] == 0.5
 
 
+def test_alpaca_keeps_empty_references(patched, tmp_path):
+    data = {"alpaca": [alp(0), SFTRecord(messages=[{"role": "user", "content": "Say nothing"}], response="",
+                                         id="al-empty")]}
+    report = evaluate([VariantSpec(source="base", name="a")], ["alpaca"], data, tmp_path, cfg(), progress=False)
+    assert report["results"]["a"]["alpaca"]["win_rate"]["n"] == 2
+
+
 def test_informative_rule():
     assert is_informative("Paris is the capital of France.")
     for r in ["", "I have no comment.", "I don't know.", "I'm sorry, I can't help", "As an AI, I"]:
