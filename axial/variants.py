@@ -20,6 +20,7 @@ using a variant after another one was loaded on the same model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from axial.config import Config
 from axial.errors import AxialError
@@ -107,7 +108,7 @@ def _mixture_for(model, experts: list[str]):
 
     current = getattr(model, "axial_mixture", None)
     if current is not None:
-        if [e.source for e in current.experts] == [str(e) for e in experts]:
+        if [e.source for e in current.experts] == [str(Path(e)) for e in experts]:
             return current
         current.detach()
     return Mixture.attach(model, experts)

@@ -194,6 +194,8 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
 
 def load_experts(items: Iterable[str | Path | Expert | ExpertSet], names: Sequence[str] | None = None) -> ExpertSet:
     """Adapter folders, Expert objects and ExpertSets, in order, as one ExpertSet (optionally renamed)."""
+    if isinstance(items, (str, Path)):
+        items = [items]
     experts: list[Expert] = []
     for item in items:
         if isinstance(item, ExpertSet):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -46,8 +47,9 @@ class Mixture:
         """
         if getattr(model, "axial_mixture", None) is not None:
             raise AxialError("this model already has a mixture attached; detach() it first")
-        experts = experts if isinstance(experts, ExpertSet) and names is None else load_experts(
-            [experts] if isinstance(experts, ExpertSet) else experts, names)
+        if isinstance(experts, (str, Path, Expert, ExpertSet)):
+            experts = [experts]
+        experts = load_experts(experts, names)
         wanted = experts.module_names
         if target_modules is not None:
             wanted = [m for m in wanted if any(m == t or m.endswith("." + t) for t in target_modules)]

@@ -39,7 +39,7 @@ class ExportConfig(Config):
 
 def _combined_expert(mixture, weights: list[float], name: str) -> Expert:
     factors = {}
-    for module in mixture.experts.module_names:
+    for module in mixture.modules:  # only what is attached (target_modules may have narrowed it)
         parts = [(w, e.factors[module]) for w, e in zip(weights, mixture.experts, strict=True)
                  if w != 0 and module in e.factors]
         if not parts:

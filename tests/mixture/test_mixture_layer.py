@@ -258,3 +258,8 @@ def test_gradients_through_weights_and_input_are_exact(shape):
         return layer(x)
 
     assert torch.autograd.gradcheck(f, (x, g))
+
+
+def test_attach_accepts_a_single_folder(adapters):
+    mix = Mixture.attach(fresh(), str(adapters[0]))
+    assert mix.expert_names == ["helpful"]

@@ -10,7 +10,7 @@ from axial.errors import AxialError
 from axial.mixture.testing import write_random_adapter
 from axial.preference import export
 from axial.testing import tiny_llama
-from axial.variants import VariantSpec, load_variant
+from axial.variants import LoadedVariant, VariantSpec, load_variant
 
 AXES = ["helpful", "harmless", "honest"]
 PREF = "helpful=0.6,harmless=0.4"
@@ -96,3 +96,19 @@ def test_merge_experts_cli(axis_adapters, tmp_path):
     assert meta["preference"] == {"helpful": 0.5, "harmless": 0.5, "honest": 0.0}
     assert json.loads((out / "merge_config.json").read_text())["density"] == 0.4
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 3
+
+
+def test_peft_export_keeps_only_the_attached_modules(tiny_model_dir, axis_adapters, tmp_path):
+    from axial.mixture import Mixture
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    mix = Mixture.attach(model, axis_adapters, target_modules=["q_proj"])
+    out = export(LoadedVariant(VariantSpec(), model, None, mix), PREF, tmp_path / "q", format="peft")
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert all(m.endswith("q_proj") for m in cfg["target_modules"])
+    from axial.preference import parse_preference, static_weights
+
+    mix.set_weights(static_weights(mix, parse_preference(PREF)))
+    expected = logits(model, X)
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(out)).eval()
+    torch.testing.assert_close(logits(peft_model, X), expected, atol=1e-4, rtol=0)
