@@ -154,12 +154,23 @@ def pareto(mixture, axes: Sequence[str], evaluate_point: Callable[[], dict[str, 
             done = {d["label"]: d["scores"] for d in map(json.loads, cache.read_text().splitlines()) if d}
     points = []
     plan = sweep_points(mixture, axes, cfg, anchors)
+    # Points whose static expert weights coincide (a vertex of the grid, or HoE = linear where only axis
+    # anchors are used) produce the same outputs, so each distinct weight vector is evaluated once.
+    by_weights: dict[tuple, dict] = {}
     for point, apply in tqdm(plan, desc="pareto", disable=not progress):
         if point.label in done:
             point.scores = done[point.label]
         else:
             apply()
-            point.scores = {a: [float(s) for s in v] for a, v in evaluate_point().items()}
+            w = mixture.current_weights
+            key = None if mixture.router is not None else (
+                ("base",) if w is None else tuple(round(float(v), 9) for v in w.flatten()))
+            if key is not None and key in by_weights:
+                point.scores = by_weights[key]
+            else:
+                point.scores = {a: [float(s) for s in v] for a, v in evaluate_point().items()}
+            if key is not None:
+                by_weights[key] = point.scores
             if out is not None:
                 with (out / "points.jsonl").open("a") as f:
                     f.write(json.dumps({"label": point.label, "scores": point.scores}) + "\n")

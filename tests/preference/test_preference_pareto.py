@@ -86,6 +86,8 @@ def test_pareto_sweep_reports_hypervolume_and_dominance(mixture, tmp_path):
     for name in ("pareto.json", "pareto.md", "pareto.png", "pareto_config.json", "points.jsonl"):
         assert (tmp_path / name).exists()
     assert mixture.current_weights is None
+    distinct = {tuple(round(v, 9) for v in w) for w in calls}
+    assert len(calls) == len(distinct) < 35  # equal weights (vertices, HoE = linear) are evaluated once
     # resume: nothing is evaluated again
     n_calls = len(calls)
     again = pareto(mixture, AXES, evaluate_point, cfg, out=tmp_path, progress=False)
