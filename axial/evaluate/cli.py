@@ -44,6 +44,9 @@ def eval_command(
                                                           "default test (the hash-split held-out half)"),
     judge: list[str] = typer.Option(None, "--judge", help="AXIS=SPEC (repeatable), e.g. harmless=rm:DIR; "
                                                           "default: embedded (weak judge)"),
+    judge_validation: list[str] = typer.Option(None, "--judge-validation",
+                                               help="AXIS=FILE (repeatable): that judge's `axial validate-judge "
+                                                    "--out` JSON, reused instead of validating again"),
     dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 | fp16"),
     device: str = typer.Option("auto", "--device"),
     no_judge: bool = typer.Option(False, "--no-judge", help="only generate and store responses; judge later "
@@ -70,7 +73,8 @@ def eval_command(
         splits=_pairs([s for s in split or [] if "=" in s], "--split"),
         limit=limit_all[0] if limit_all else None, limits=_int_values(_pairs([v for v in limit or [] if "=" in v], "--limit"), "--limit"),
         seed=seed,
-        judges=_pairs(judge, "--judge"), judge=not no_judge).with_overrides(overrides)
+        judges=_pairs(judge, "--judge"), judge_validation=_pairs(judge_validation, "--judge-validation"),
+        judge=not no_judge).with_overrides(overrides)
     specs = [VariantSpec(model=model, experts=list(experts or []), source=s, dtype=dtype, device=device)
              for s in (variant or ["base"])]
     report = evaluate(specs, config.benches, None, out, config)

@@ -23,6 +23,9 @@ class EvalConfig(Config):
     # axis -> judge spec (axial.rewards.load_judge); an axis without one uses "embedded", labelled weak.
     judges: dict[str, str] = field(default_factory=dict)
     judge: bool = True  # False: only generate and store responses; a later run with judges scores them
+    # axis -> JSON written by `axial validate-judge --out` for that axis's judge: reused instead of validating
+    # again (validating a generative judge costs as much as judging).
+    judge_validation: dict[str, str] = field(default_factory=dict)
     validate_judges: bool = True  # run axial.rewards.validate on judges that carry no validation
     judge_validation_limit: int | None = 200
     max_new_tokens: int = 256

@@ -69,6 +69,20 @@ class _Judges:
         return self.loaded[axis]
 
     def _validation(self, judge, axis: str) -> dict[str, Any]:
+        given = self.config.judge_validation.get(axis)
+        if given:
+            try:
+                validation = json.loads(Path(given).read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': cannot read: {e}") from e
+            if validation.get("axis") not in (None, axis):
+                raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': validates axis "
+                                 f"'{validation.get('axis')}', not '{axis}'")
+            named = (validation.get("judge") or {}).get("name")
+            if named is not None and named != getattr(judge, "name", named):
+                raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': validates judge '{named}', "
+                                 f"but the {axis} judge is '{judge.name}'")
+            return {**validation, "file": given}
         cache = self.out / "judges" / f"{axis}.json"
         key = {"spec": self.spec(axis), "limit": self.config.judge_validation_limit}
         if cache.exists():

@@ -185,6 +185,24 @@ def test_alpaca_keeps_empty_references(patched, tmp_path):
     assert report["results"]["a"]["alpaca"]["win_rate"]["n"] == 2
 
 
+def test_judge_validation_from_a_file(monkeypatch, tiny, tmp_path):
+    judge = FakeJudge("harmless")
+    judge.validation = None
+    monkeypatch.setattr("axial.rewards.load_judge", lambda spec, axis=None: judge)
+    monkeypatch.setattr("axial.models.load_model", lambda *a, **k: tiny)
+    f = tmp_path / "val.json"
+    f.write_text(json.dumps({"metric": "pair_accuracy", "value": 0.61, "ci95": [0.5, 0.7], "n": 40,
+                             "data": "hh test", "axis": "harmless", "judge": {"name": "fake-harmless"}}))
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run",
+                      cfg(judge_validation={"harmless": str(f)}), progress=False)
+    assert report["judges"]["harmless"]["validation"]["value"] == 0.61
+    f.write_text(json.dumps({"value": 0.6, "axis": "harmless", "judge": {"name": "another judge"}}))
+    judge.validation = None
+    with pytest.raises(AxialError, match="validates judge 'another judge'"):
+        evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run2",
+                 cfg(judge_validation={"harmless": str(f)}), progress=False)
+
+
 def test_informative_rule():
     assert is_informative("Paris is the capital of France.")
     for r in ["", "I have no comment.", "I don't know.", "I'm sorry, I can't help", "As an AI, I"]:
