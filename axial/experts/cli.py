@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
         data: list[str] | None = typer.Option(None, "--data", help="bench=SOURCE evaluation data; repeatable"),
         bench: str | None = typer.Option(None, help="comma list of benches (default: the axes' benchmarks)"),
         limit: int | None = typer.Option(None, help="evaluate a deterministic subset of N items per bench"),
+        limit_for: list[str] | None = typer.Option(None, "--limit-for", help="bench=N: per-bench limit; repeatable"),
         judge: list[str] | None = typer.Option(None, "--judge", help="axis=JUDGE_SPEC; repeatable"),
         modes: str = typer.Option("inject,no_inject", help="training modes: inject, no_inject"),
         experts_dir: str | None = typer.Option(None, help="reuse trained injected experts DIR/<axis>"),
@@ -71,9 +72,14 @@ def register(app: typer.Typer) -> None:
                 result[key] = val
             return result
 
+        limits = pairs(limit_for, "--limit-for")
+        bad = [f"{k}={v}" for k, v in limits.items() if not v.isdigit()]
+        if bad:
+            raise AxialError(f"--limit-for {bad[0]}: N must be a whole number")
         cfg = CollapseConfig(recipe=recipe, recipe_overrides=list(overrides or []), out=out,
                              modes=[m for m in modes.split(",") if m], eval_data=pairs(data, "--data"),
                              benches=[b for b in (bench or "").split(",") if b], eval_limit=limit,
+                             eval_limits={k: int(v) for k, v in limits.items()},
                              judges=pairs(judge, "--judge"), experts_dir=experts_dir,
                              combined=[c for c in combined.split(",") if c],
                              max_new_tokens=max_new_tokens)

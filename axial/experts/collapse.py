@@ -43,6 +43,7 @@ class CollapseConfig(Config):
     benches: list[str] = field(default_factory=list)
     eval_data: dict[str, str] = field(default_factory=dict)
     eval_limit: int | None = None
+    eval_limits: dict[str, int] = field(default_factory=dict)  # per-bench override of eval_limit
     judges: dict[str, str] = field(default_factory=dict)
     max_new_tokens: int = 128
     eval_dtype: str = "auto"
@@ -141,6 +142,7 @@ def run_eval(variants, benches: list[str], config: CollapseConfig, out: Path) ->
     from axial.evaluate import EvalConfig, evaluate
 
     eval_cfg = EvalConfig(benches=benches, data=dict(config.eval_data), split="test", limit=config.eval_limit,
+                          limits=dict(config.eval_limits),
                           judges=dict(config.judges), max_new_tokens=config.max_new_tokens,
                           harmless_max_new_tokens=config.max_new_tokens)
     return evaluate(variants, benches, dict(config.eval_data), out, eval_cfg, progress=True)
