@@ -228,6 +228,11 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
     async def _http_error(_request, e: StarletteHTTPException):
         return JSONResponse(p.APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_request, e: Exception):
+        log.exception("unhandled error")
+        return JSONResponse(p.APIError(500, f"internal error: {type(e).__name__}").body(), status_code=500)
+
     @app.get("/health")
     async def health():
         s = state.scheduler

@@ -166,3 +166,14 @@ def test_sampling_and_stop_strings(server):
     assert free.find(stop) == 4
     cut = _chat(c, model="tiny:helpful", stop=[stop])
     assert cut.choices[0].message.content == free[:4] and cut.choices[0].finish_reason == "stop"
+
+
+def test_unexpected_error_is_an_openai_shaped_500(server, engine, monkeypatch):
+    def broken(_messages):
+        raise RuntimeError("tokenizer exploded")
+
+    monkeypatch.setattr(engine, "encode_chat", broken)
+    with pytest.raises(openai.InternalServerError) as e:
+        _chat(server.client())
+    assert e.value.status_code == 500 and e.value.body["type"] == "server_error"
+    assert "exploded" not in e.value.body["message"]  # internals stay in the server log
