@@ -22,7 +22,8 @@ with the KV cache. Variants run round-robin (one of each per round) so load drif
 them alike; a ratio is taken within a round, and the report gives the median over rounds with a 95%
 bootstrap CI of the median.
 Peak memory: CUDA: torch.cuda.max_memory_allocated over one prefill + decode. CPU has no allocator statistics,
-so each variant is built and run once in a fresh subprocess and its peak RSS (VmHWM) is reported, with
+so each variant is built and run once in a fresh subprocess and its peak RSS during prefill + decode
+(VmHWM, reset after loading) is reported, with
 the RSS right after loading subtracted to give the run's working memory.
 """
 
@@ -167,9 +168,12 @@ def memory_probe(args, experts: list[str]) -> dict:
             generate(step, ids, args.new_tokens, torch.cuda.synchronize)
             return {"peak_mb": torch.cuda.max_memory_allocated() / 2**20,
                     "working_mb": (torch.cuda.max_memory_allocated() - before) / 2**20}
+        # Loading (a bf16 model is converted from fp32 weights) can peak above the run itself: reset the
+        # high-water mark so VmHWM covers only the prefill + decode. (ru_maxrss cannot be reset, and it even
+        # survives exec, reporting the parent's peak.)
+        Path("/proc/self/clear_refs").write_text("5")
         loaded = _status_mb("VmRSS")
         generate(step, ids, args.new_tokens, lambda: None)
-    # VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's peak.
     peak = _status_mb("VmHWM")
     return {"peak_mb": peak, "working_mb": peak - loaded}
 
@@ -196,7 +200,19 @@ def bootstrap_median_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> lis
     return [float(np.percentile(meds, 2.5)), float(np.percentile(meds, 97.5))]
 
 
+def run_memory_only(args, experts: list[str]) -> dict:
+    rows = {v: {"memory": measure_memory(args, experts, v)} for v in args.variants}
+    for v, row in rows.items():
+        row["memory"]["peak_ratio"] = row["memory"]["peak_mb"] / rows["base"]["memory"]["peak_mb"]
+        row["memory"]["working_ratio"] = row["memory"]["working_mb"] / max(rows["base"]["memory"]["working_mb"], 1e-9)
+        print(f"{args.dtype:5s} {v:15s} peak {row['memory']['peak_mb']:.0f} MB x{row['memory']['peak_ratio']:.3f}  "
+              f"working {row['memory']['working_mb']:.0f} MB x{row['memory']['working_ratio']:.3f}", flush=True)
+    return rows
+
+
 def run_dtype(args, experts: list[str]) -> dict:
+    if args.memory_only:
+        return run_memory_only(args, experts)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     steps = {v: build(v, args, experts) for v in args.variants}
     ids = prompts(args)
@@ -250,6 +266,15 @@ def write_reports(results: dict, out: Path) -> None:
              f"the median. Prefill = prompt forward; decode = {a['new_tokens'] - 1} cached single-token steps.  ",
              f"Memory: {mem_note}; one run per variant.", ""]
     dtypes = results["dtypes"]
+    if a["memory_only"]:
+        for dtype, rows in dtypes.items():
+            lines += [f"## {dtype}", "", "| variant | peak MB | / base | working MB | / base |", "|---|---|---|---|---|"]
+            lines += [f"| {v} | {r['memory']['peak_mb']:.0f} | {r['memory']['peak_ratio']:.3f} | "
+                      f"{r['memory']['working_mb']:.0f} | {r['memory']['working_ratio']:.3f} |" for v, r in rows.items()]
+            lines.append("")
+        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        print(f"wrote {out.with_suffix('.md')}, .json")
+        return
     fig, axes = plt.subplots(1, len(dtypes), figsize=(7 * len(dtypes), 4), squeeze=False)
     for ax, (dtype, rows) in zip(axes[0], dtypes.items(), strict=True):
         lines += [f"## {dtype}", "", "| variant | prefill ms | prefill / base [95% CI] | decode ms | decode / base "
@@ -297,6 +322,7 @@ def main() -> None:
     ap.add_argument("--experts", nargs="*", help="3 adapter folders (default: random PEFT adapters)")
     ap.add_argument("--compile", action="store_true", help="torch.compile every variant's model (GPU path)")
     ap.add_argument("--out", default="benchmarks/results/mocae/speed_cpu")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-memory probes (no latency rounds)")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.variants = args.variants.split(",")
