@@ -74,6 +74,7 @@ class MoraConfig(Config):
     similarity_layer: int = -1
     similarity_threshold: float = 0.8
     min_gain: float = 0.0
+    fresh_baseline: bool = True
     # align
     mode: str = "sequential"
     method: str = "sft"

@@ -7,7 +7,10 @@ writes `rewrite_candidates` rewrites from a template file. A candidate is kept o
       so the summary also reports the cosine between each original and an UNRELATED prompt of the pool: the
       threshold means something only well above that baseline.
   (b) re-sampling k rollouts of it (same settings and judges as `sample`) gives a higher multi-axis envelope
-      than the original prompt had (by more than min_gain).
+      than the original prompt (by more than min_gain). With fresh_baseline (the default) the original is
+      re-sampled too, in the same call: its envelope from `sample` is biased low, because the prompt was picked
+      as single-reward for scoring low on the other axes in exactly those rollouts, so comparing a rewrite with
+      it would credit any rewrite with plain regression to the mean.
 Of the candidates passing both, the one with the highest envelope is kept. Every decision is appended to
 rewrites.jsonl (one line per original prompt, so a killed run resumes); every rejected candidate is listed
 with its reason in rewrites_rejected.jsonl.
@@ -156,7 +159,8 @@ def rewrite_meta(config) -> dict:
     return {"rewriter": config.rewriter, "template": str(config.rewrite_template or "builtin:mora_rewrite.txt"),
             "rewrite_candidates": config.rewrite_candidates, "similarity_encoder": config.similarity_encoder,
             "similarity_layer": config.similarity_layer, "similarity_threshold": config.similarity_threshold,
-            "min_gain": config.min_gain, "envelope": config.envelope, "k": config.k, "seed": config.seed,
+            "min_gain": config.min_gain, "fresh_baseline": config.fresh_baseline, "envelope": config.envelope,
+            "k": config.k, "seed": config.seed,
             "judges": {a: config.judge_spec(a) for a in config.axis_names()}}
 
 
@@ -238,21 +242,28 @@ def _rewrite_chunk(config, chunk, by_id, axes, names, template, generate, judges
                     entry.update(status="pending")
             entries.append((i, entry))
     pending = [(i, e) for i, e in entries if e["status"] == "pending"]
+    baselines = {i: p["envelope"] for i, p in enumerate(chunk)}
+    fresh: list[int] = []
     if pending:
         prompts = [Prompt(id=f"{chunk[i]['id']}#rw{k}", axis=chunk[i]["axis"],
                           messages=by_id[chunk[i]["id"]]["messages"][:-1] + [{"role": "user", "content": e["text"]}])
                    for k, (i, e) in enumerate(pending)]
+        fresh = sorted({i for i, _ in pending}) if config.fresh_baseline else []
+        prompts += [Prompt(id=f"{chunk[i]['id']}#orig", axis=chunk[i]["axis"], messages=by_id[chunk[i]["id"]]["messages"])
+                    for i in fresh]
         scored = rollouts_for(prompts, config.k, generate, judges, sampling_config(config, seed + 1))
-        for (i, e), rollouts in zip(pending, scored, strict=True):
+        for j, i in enumerate(fresh):
+            env = envelope({"id": chunk[i]["id"], "rollouts": scored[len(pending) + j]}, names)
+            baselines[i] = envelope_value(env["best"], config.envelope)
+        for (i, e), rollouts in zip(pending, scored, strict=False):
             env = envelope({"id": chunk[i]["id"], "rollouts": rollouts}, names)
             value = envelope_value(env["best"], config.envelope)
             e.update(rollouts=rollouts, best=env["best"], envelope=value)
-            orig = chunk[i]["envelope"]
-            if value > orig + config.min_gain:
+            if value > baselines[i] + config.min_gain:
                 e.update(status="passed", reason=None)
             else:
                 e.update(status="rejected", reason=f"no multi-axis gain: {config.envelope} {value:.4f} <= "
-                                                   f"original {orig:.4f} + min_gain {config.min_gain}")
+                                                   f"original {baselines[i]:.4f} + min_gain {config.min_gain}")
     out = []
     for i, p in enumerate(chunk):
         mine = [e for j, e in entries if j == i]
@@ -265,7 +276,9 @@ def _rewrite_chunk(config, chunk, by_id, axes, names, template, generate, judges
             kept["status"] = "kept"
         row = by_id[p["id"]]
         out.append({"id": p["id"], "axis": p["axis"], "good_axis": p["good_axis"], "original": originals[i],
-                    "original_envelope": p["envelope"], "original_best": p["best"], "kept": kept is not None,
+                    "original_envelope": p["envelope"], "original_best": p["best"],
+                    "baseline_envelope": baselines[i], "baseline": "fresh" if i in fresh else "isolate",
+                    "kept": kept is not None,
                     "rewrite": kept["text"] if kept else None,
                     "messages": (row["messages"][:-1] + [{"role": "user", "content": kept["text"]}]) if kept else None,
                     "rollouts": kept["rollouts"] if kept else None, "candidates": mine})
@@ -290,7 +303,7 @@ def summarise(config, decisions: Sequence[Mapping], baseline: dict | None) -> di
     cands = [c for d in decisions for c in d["candidates"]]
     sims = [c["similarity"] for c in cands if c["similarity"] is not None]
     kept = [d for d in decisions if d["kept"]]
-    gains = [next(c for c in d["candidates"] if c["status"] == "kept")["envelope"] - d["original_envelope"]
+    gains = [next(c for c in d["candidates"] if c["status"] == "kept")["envelope"] - d["baseline_envelope"]
              for d in kept]
     reasons = Counter(c["reason"].split(":")[0] for c in cands if c["status"] == "rejected")
     return {
@@ -302,7 +315,11 @@ def summarise(config, decisions: Sequence[Mapping], baseline: dict | None) -> di
                                      "median": float(np.median(sims)) if sims else None,
                                      "max": max(sims, default=None)},
         "similarity_unrelated_baseline": baseline,
-        "envelope": config.envelope, "envelope_gain_of_kept": bootstrap_ci(gains),
+        "envelope": config.envelope, "baseline": "fresh" if config.fresh_baseline else "isolate",
+        "envelope_gain_of_kept": bootstrap_ci(gains),
+        # How far the originals' envelopes move when simply re-sampled: the bias fresh_baseline removes.
+        "original_resampled_minus_isolate": bootstrap_ci([d["baseline_envelope"] - d["original_envelope"]
+                                                          for d in decisions if d["baseline"] == "fresh"]),
     }
 
 
@@ -314,6 +331,6 @@ def _write_rejected(path: Path, decisions: Sequence[Mapping]) -> None:
                 if c["status"] == "rejected":
                     f.write(json.dumps({"id": d["id"], "original": d["original"], "rewrite": c["text"],
                                         "reason": c["reason"], "similarity": c["similarity"],
-                                        "envelope": c["envelope"], "original_envelope": d["original_envelope"]},
+                                        "envelope": c["envelope"], "baseline_envelope": d["baseline_envelope"]},
                                        ensure_ascii=False) + "\n")
     os.replace(tmp, path)

@@ -116,3 +116,21 @@ def test_mean_pool_encoder_on_tiny_model(tiny):
     assert vecs.shape == (3, 64)
     assert cosine(vecs[0], vecs[1]) == pytest.approx(1.0, abs=1e-5)
     assert cosine(vecs[0], vecs[2]) < 0.9999
+
+
+def test_fresh_baseline_stops_regression_to_the_mean_from_passing_a_rewrite(sampled, judges, fakes, tmp_path):
+    cfg, rows, iso = sampled
+    # Pretend the isolate envelope of 'thing 2' was an unlucky low draw; its rewrite adds nothing.
+    unlucky = [dict(p, envelope=0.0) if p["id"] == "helpful:2" else p for p in iso]
+    calls = []
+    rewrite(cfg.replace(fresh_baseline=False), rows, unlucky, tmp_path / "stale", generate=fakes.ScriptedGenerator(),
+            judges=judges, rewriter=scripted_rewriter(calls), encoder=BagOfWords())
+    stale = {json.loads(x)["id"]: json.loads(x) for x in (tmp_path / "stale" / "rewrites.jsonl").read_text().splitlines()}
+    assert stale["helpful:2"]["kept"]  # compared with the unlucky draw, a no-op rewrite looks like a gain
+    summary = rewrite(cfg, rows, unlucky, tmp_path / "fresh", generate=fakes.ScriptedGenerator(), judges=judges,
+                      rewriter=scripted_rewriter(calls), encoder=BagOfWords())
+    fresh = {json.loads(x)["id"]: json.loads(x) for x in (tmp_path / "fresh" / "rewrites.jsonl").read_text().splitlines()}
+    assert not fresh["helpful:2"]["kept"] and fresh["helpful:2"]["baseline"] == "fresh"
+    assert fresh["helpful:2"]["baseline_envelope"] == pytest.approx(0.4, abs=0.01)  # (1 + 0.1 + 0.1) / 3
+    assert fresh["helpful:0"]["kept"]
+    assert summary["original_resampled_minus_isolate"]["n"] == 2  # thing 0 and thing 2 reached re-sampling
