@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -44,7 +45,11 @@ def save_router(router: MoCaERouter, folder: str | Path, *, expert_dirs: list[st
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().float().contiguous() for k, v in router.state_dict().items()},
               str(folder / ROUTER_WEIGHTS))
-    meta = {"router": router.config(), "expert_dirs": [str(Path(d).resolve()) for d in expert_dirs],
+    # Both forms: absolute for the machine that trained it, relative to the router folder so a router committed
+    # or copied together with its experts still finds them.
+    absolute = [Path(d).resolve() for d in expert_dirs]
+    relative = [os.path.relpath(d, folder.resolve()) for d in absolute]
+    meta = {"router": router.config(), "expert_dirs": [str(d) for d in absolute], "expert_dirs_relative": relative,
             "base_model": base_model, "gate": {"top_k": top_k, "importance": importance}, **(extra or {})}
     (folder / META).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
@@ -122,9 +127,14 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
     try:
         router = MoCaERouter(**meta["router"])
         gate_meta = meta["gate"]
-        expert_dirs = list(meta["expert_dirs"])
+        expert_dirs = [d if Path(d).is_dir() or rel is None else str((folder / rel).resolve())
+                       for d, rel in zip(meta["expert_dirs"], meta.get("expert_dirs_relative")
+                                         or [None] * len(meta["expert_dirs"]), strict=True)]
     except (KeyError, TypeError) as e:
         raise DataError(f"missing or malformed entry: {e}", path=str(folder / META)) from e
+    if len(expert_dirs) != router.num_experts:
+        raise DataError(f"{len(expert_dirs)} expert folders for a router over {router.num_experts} experts",
+                        path=str(folder / META), field="expert_dirs")
     state = load_file(str(folder / ROUTER_WEIGHTS))
     try:
         router.load_state_dict(state)
