@@ -1,4 +1,4 @@
-"""`axial chat`: talk to a model (or a variant) with its chat template, streaming tokens."""
+"""`axial chat`: talk to a model or a variant (experts + preference / routing) with its chat template."""
 
 from __future__ import annotations
 
@@ -6,16 +6,38 @@ import sys
 
 import typer
 
+from axial.errors import AxialError
 from axial.generate import GenerationConfig, stream_response
 
 
-def chat(model: str = "embedded", prompt: str | None = None, *, max_new_tokens: int = 256,
+def chat(model: str = "embedded", prompt: str | None = None, *, experts: list[str] | None = None,
+         preference: str | None = None, source: str | None = None, max_new_tokens: int = 256,
          dtype: str = "auto", device: str = "auto", system: str | None = None, out=None) -> str:
-    """Answer one prompt (streamed to `out`), or run an interactive session when prompt is None."""
-    from axial.models import load_model
+    """Answer one prompt (streamed to `out`), or run an interactive session when prompt is None.
 
+    `preference` ("helpful=0.7,harmless=0.3") is HoE preference routing over `experts`; `source` is any variant
+    weight source (uniform, expert:NAME, weights:..., mocae:DIR). With the embedded model and no experts given,
+    the experts shipped with axial are used.
+    """
+    from axial.models import load_model
+    from axial.variants import VariantSpec, load_variant
+
+    if preference and source:
+        raise AxialError("chat: give --preference or --source, not both")
+    src = f"pref:{preference}" if preference else (source or "base")
+    experts = list(experts or [])
+    if src != "base" and not experts:
+        if model != "embedded":
+            raise AxialError(f"chat: source '{src}' needs --experts (adapter folders)")
+        from axial.experts import shipped_experts_dir
+
+        root = shipped_experts_dir()
+        experts = sorted(str(p.parent) for p in root.glob("*/adapter_model.safetensors"))
     out = out or sys.stdout
-    m, tok = load_model(model, dtype=dtype, device=device)
+    base = load_model(model, dtype=dtype, device=device)
+    variant = load_variant(VariantSpec(model=model, experts=experts, source=src, dtype=dtype, device=device),
+                           base=base)
+    m, tok = variant.model, variant.tokenizer
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, system_prompt=system)
     if prompt is not None:
         return _answer(m, tok, [{"role": "user", "content": prompt}], cfg, out)
@@ -48,10 +70,15 @@ def register(app: typer.Typer) -> None:
     def chat_cmd(
         model: str = typer.Option("embedded", help="embedded | HF hub id | model folder | .gguf file"),
         prompt: str | None = typer.Option(None, help="answer this and exit; interactive when omitted"),
+        experts: list[str] = typer.Option(None, "--experts", help="expert adapter folder (repeatable)"),
+        preference: str | None = typer.Option(None, help="e.g. helpful=0.7,harmless=0.3 (HoE routing)"),
+        source: str | None = typer.Option(None, help="variant source: uniform | expert:NAME | weights:... | "
+                                                     "mocae:DIR"),
         max_new_tokens: int = typer.Option(256),
         dtype: str = typer.Option("auto", help="auto | fp32 | bf16"),
         device: str = typer.Option("auto", help="auto | cpu | cuda"),
         system: str | None = typer.Option(None, help="system prompt"),
     ):
-        """Chat with a model using its chat template (tokens stream as they are generated)."""
-        chat(model, prompt, max_new_tokens=max_new_tokens, dtype=dtype, device=device, system=system)
+        """Chat with a model or a variant using its chat template (tokens stream as they are generated)."""
+        chat(model, prompt, experts=experts, preference=preference, source=source,
+             max_new_tokens=max_new_tokens, dtype=dtype, device=device, system=system)
