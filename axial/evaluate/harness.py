@@ -95,7 +95,10 @@ class _Judges:
 
             validation = validate_judge(judge, axis, limit=self.config.judge_validation_limit)
         except (ImportError, AxialError) as e:
-            validation = {"error": f"not validated: {e}"}
+            # Reported as NOT VALIDATED beside every number of this judge, and not cached: a later run with
+            # the validation data available validates it.
+            console.print(f"[yellow]warning:[/] the {axis} judge is not validated: {e}")
+            return {"error": f"not validated: {e}"}
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({"key": key, "validation": validation}, indent=2, default=str) + "\n")
         return validation
