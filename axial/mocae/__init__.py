@@ -1,8 +1,6 @@
 """MoCaE (TrinityX / AlignX stage 2): routers over the mixture layer's experts, their training and calibration."""
 
 from axial.mocae.calibration import (
-    FractalCalibration,
-    NaturalCalibration,
     TemperatureScaling,
     brier_score,
     calibration_metrics,
@@ -12,6 +10,6 @@ from axial.mocae.calibration import (
 from axial.mocae.router import MoCaERouter, task_vector_importance
 from axial.mocae.store import LoadedRouter, load_router
 
-__all__ = ["FractalCalibration", "LoadedRouter", "MoCaERouter", "NaturalCalibration", "TemperatureScaling",
+__all__ = ["LoadedRouter", "MoCaERouter", "TemperatureScaling",
            "brier_score", "calibration_metrics", "expected_calibration_error", "load_router",
            "reliability_diagram", "task_vector_importance"]

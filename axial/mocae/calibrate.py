@@ -7,8 +7,8 @@ that can only happen when different data sources are passed than at training, an
 
 The routing decisions scored are the ones the model makes at inference: the prompt runs through the mixture
 with the router driving it (uncalibrated, with its top-k / γ gate), and each layer's logits are recorded.
-Plain temperature scaling, the Fisher–Rao ("natural") and depth power-law ("fractal") calibrators are all
-fitted and compared on the report half; `method` picks the one saved to DIR/calibration.json.
+The fitted calibrator (temperature scaling; see axial.mocae.calibration for why the "natural" and "fractal"
+interpretations were dropped) is saved to DIR/calibration.json.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from axial.errors import AxialError
 from axial.mocae.calibration import (
     METHODS,
     calibration_metrics,
-    compare_calibrators,
     make_calibrator,
     reliability_diagram,
 )
@@ -41,7 +40,6 @@ class CalibrateConfig(Config):
     data: list[str] = field(default_factory=list)  # default: the router's training sources
     out: str = ""  # default: DIR/calibration
     method: str = "temperature"
-    center: str = "learned"  # natural calibration's center: uniform | learned
     dtype: str = "bf16"
     per_axis_limit: int | None = None  # default: the router's
     forward_batch_size: int = 8
@@ -51,26 +49,24 @@ class CalibrateConfig(Config):
     def validate(self) -> None:
         if not self.router:
             raise AxialError("CalibrateConfig.router: required (a folder made by `axial train-router`)")
-        if self.method not in (*METHODS, "none"):
-            raise AxialError(f"CalibrateConfig.method: must be one of {[*METHODS, 'none']}, got '{self.method}'")
-        if self.center not in ("uniform", "learned"):
-            raise AxialError(f"CalibrateConfig.center: must be uniform or learned, got '{self.center}'")
+        if self.method not in METHODS:
+            raise AxialError(f"CalibrateConfig.method: must be one of {list(METHODS)}, got '{self.method}'")
         if self.forward_batch_size < 1 or self.resamples < 1:
             raise AxialError("CalibrateConfig.forward_batch_size and resamples: must be >= 1")
 
 
 def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, batch_size: int,
                    desc: str = "routing") -> dict[str, np.ndarray]:
-    """Every routing decision the mixture makes on the prompts: logits [R, K], labels, layers, groups (example)."""
+    """Every routing decision the mixture makes on the prompts: logits [R, K], labels, groups (example)."""
     from tqdm.auto import tqdm
 
     router = loaded.router
     saved_calibrator = router.calibrator
-    router.calibrator = make_calibrator("none", k=router.num_experts, num_layers=1)
+    router.calibrator = make_calibrator("none")
     loaded.attach(mixture)
     num_layers = len(decoder_layers(model))
     device = next(model.parameters()).device
-    rows: dict[str, list] = {"logits": [], "labels": [], "layers": [], "groups": []}
+    rows: dict[str, list] = {"logits": [], "labels": [], "groups": []}
     try:
         with torch.no_grad():
             for start in tqdm(range(0, len(examples), batch_size), desc=desc, unit="batch"):
@@ -86,7 +82,6 @@ def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, ba
                     t = per.shape[0]
                     rows["logits"].append(per.reshape(-1, per.shape[-1]).numpy())
                     rows["labels"].append(np.full(t * num_layers, e.label))
-                    rows["layers"].append(np.tile(np.arange(num_layers), t))
                     rows["groups"].append(np.full(t * num_layers, start + b))
     finally:
         mixture.set_router(None)
@@ -151,13 +146,10 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
         mixture.detach()
         loaded.router.unbind()
 
-    k, num_layers = len(names), loaded.router.num_layers
     fit, rep = data["calibration"], data["report"]
-    comparison = compare_calibrators(fit, rep, k=k, num_layers=num_layers, resamples=cfg.resamples)
-    calibrator = make_calibrator(cfg.method, k=k, num_layers=num_layers, center=cfg.center)
-    calibrator.fit(fit["logits"], fit["labels"], fit["layers"])
-    before = make_calibrator("none", k=k, num_layers=num_layers).apply(rep["logits"])
-    after = calibrator.apply(rep["logits"], rep["layers"])
+    calibrator = make_calibrator(cfg.method).fit(fit["logits"], fit["labels"])
+    before = make_calibrator("none").apply(rep["logits"])
+    after = calibrator.apply(rep["logits"])
     metrics = {"before": calibration_metrics(before, rep["labels"], rep["groups"], resamples=cfg.resamples,
                                              seed=cfg.seed),
                "after": calibration_metrics(after, rep["labels"], rep["groups"], resamples=cfg.resamples,
@@ -170,7 +162,6 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
         "decision_metrics": metrics,
         "example_accuracy": {"before": _example_accuracy(before, rep, names),
                              "after": _example_accuracy(after, rep, names)},
-        "comparison_on_report_half": comparison,
         "seconds": round(time.time() - t0, 1),
     }
     (folder / CALIBRATION).write_text(json.dumps({"calibrator": calibrator.to_dict(), "report": str(out)},
@@ -202,13 +193,5 @@ def _markdown(r: dict) -> str:
               "| axis | accuracy [95% CI] | n |", "|---|---|---|"]
     for name, v in ex.items():
         lines.append(f"| {name} | {_fmt(v)} | {v['n']} |")
-    lines += ["", "Calibrators compared (each fitted on the calibration half, scored on the report half):", "",
-              "| calibrator | ECE | NLL | Brier | accuracy | parameters |", "|---|---|---|---|---|---|"]
-    for name, c in r["comparison_on_report_half"].items():
-        cm = c["metrics"]
-        params = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in c["params"].items()
-                  if k not in ("method", "center_logits", "temperatures")}
-        lines.append(f"| {name} | {_fmt(cm['ece'])} | {_fmt(cm['nll'])} | {_fmt(cm['brier'])} | "
-                     f"{_fmt(cm['accuracy'])} | {json.dumps(params)} |")
     lines += ["", "![reliability](reliability.png)", ""]
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         router: str = typer.Option(..., help="router folder from `axial train-router`"),
         data: list[str] | None = typer.Option(None, "--data", help="routing data (default: the router's training "
                                                                    "sources; only their held-out prompts are used)"),
-        method: str = typer.Option("temperature", help="temperature | natural | fractal | none"),
+        method: str = typer.Option("temperature", help="temperature | none"),
         out: str | None = typer.Option(None, help="report folder (default: ROUTER/calibration)"),
         overrides: list[str] | None = typer.Argument(None, help="CalibrateConfig key=value"),
     ):

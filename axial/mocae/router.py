@@ -98,9 +98,7 @@ class MoCaERouter(nn.Module):
     def calibrated(self, logits: torch.Tensor, layer_idx: int) -> torch.Tensor:
         if isinstance(self.calibrator, Identity):
             return logits
-        flat = logits.reshape(-1, logits.shape[-1]).double()
-        layers = torch.full((flat.shape[0],), layer_idx, dtype=torch.int64)
-        p = self.calibrator.probs(flat, layers)
+        p = self.calibrator.probs(logits.reshape(-1, logits.shape[-1]).double())
         return p.clamp_min(1e-12).log().to(logits.dtype).reshape(logits.shape)
 
     # ---- the mixture's router contract -----------------------------------------------------------------

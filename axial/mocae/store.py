@@ -147,7 +147,7 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
     if use_cal not in ("none", "fitted"):
         raise AxialError(f"router option calibration='{use_cal}': expected none or fitted")
     if use_cal == "fitted" and calibration is not None:
-        router.calibrator = calibrator_from_dict(calibration["calibrator"], k=router.num_experts)
+        router.calibrator = calibrator_from_dict(calibration["calibrator"])
     top_k = int(options.get("top_k", gate_meta.get("top_k", 0)))
     importance = gate_meta.get("importance")
     if options.get("importance", "saved") == "none":

@@ -26,8 +26,6 @@ def test_calibrate_reports_held_out_metrics_and_saves(trained):
     assert report["refused_training_prompts"] == {"calibration": 0, "report": 0}
     after = report["decision_metrics"]["after"]
     assert after["ece"]["n"] == n_rep and after["rows"] == n_rep * 2  # one decision per layer
-    assert set(report["comparison_on_report_half"]) == {"none", "temperature", "natural_uniform",
-                                                        "natural_learned", "fractal"}
     assert (out / "calibration" / "reliability.png").stat().st_size > 1000
     assert "| ece |" in (out / "calibration" / "calibration_report.md").read_text()
     saved = json.loads((out / "calibration.json").read_text())
@@ -62,9 +60,9 @@ def test_cli_train_router_and_calibrate(tmp_path, expert_dirs, separable_data, c
     main(["train-router", "--experts", ",".join(expert_dirs), *[a for d in separable_data for a in ("--data", d)],
           "--out", str(out), "--model", str(model_dir), "epochs=5", "dtype=fp32", "scope=shared", "per_axis_limit=8"])
     assert json.loads((out / "router_config.json").read_text())["scope"] == "shared"
-    main(["calibrate", "--router", str(out), "--method", "fractal", "resamples=20", "dtype=fp32"])
+    main(["calibrate", "--router", str(out), "--method", "none", "resamples=20", "dtype=fp32"])
     assert "ece" in capsys.readouterr().out
-    assert json.loads((out / "calibration.json").read_text())["calibrator"]["method"] == "fractal"
+    assert json.loads((out / "calibration.json").read_text())["calibrator"]["method"] == "none"
     with pytest.raises(SystemExit) as e:
         main(["train-router", "--experts", expert_dirs[0], "--data", separable_data[0], "--out", str(tmp_path / "x"),
               "scope=diagonal"])
