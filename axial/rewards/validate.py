@@ -66,7 +66,7 @@ def _score_margins(judge: Judge, pairs: list[Pair]) -> list[float]:
 def format_validation(result: dict[str, Any]) -> str:
     lo, hi = result["ci95"]
     base = result["baselines"]["longer_wins"]["value"]
-    weak = " (weak judge)" if result.get("weak") else ""
+    weak = " (weak judge)" if result.get("weak") and "weak" not in result["judge"]["name"] else ""
     return (f"{result['axis']} judge {result['judge']['name']}{weak}: {result['metric']} {result['value']:.3f} "
             f"[95% CI {lo:.3f}, {hi:.3f}] (n={result['n']} pairs, {result['n_groups']} prompts) on "
             f"{result['data']}; longer-response baseline {base:.3f}")
