@@ -16,6 +16,6 @@ axial calibrate --router "$RUNS/main" --method temperature
 mkdir -p "$RUNS/shared" && cp "$RUNS/main/features.safetensors" "$RUNS/shared/"
 axial train-router --experts "$EXP" "${SRC[@]}" --out "$RUNS/shared" importance=task_vector per_axis_limit=150 scope=shared
 axial calibrate --router "$RUNS/shared" --method temperature
-# Ablation: per-token routing.
-axial train-router --experts "$EXP" "${SRC[@]}" --out "$RUNS/token" importance=task_vector per_axis_limit=150 granularity=token
-axial calibrate --router "$RUNS/token" --method temperature
+# Ablation: per-token routing (smaller, to fit the session: 60 prompts per axis, 8 sampled tokens per prompt).
+axial train-router --experts "$EXP" "${SRC[@]}" --out "$RUNS/token" importance=task_vector per_axis_limit=60 tokens_per_prompt=8 granularity=token
+axial calibrate --router "$RUNS/token" --method temperature resamples=200
