@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--settings", default="bf16:2,bf16:4,fp32:4",
+    ap.add_argument("--settings", default="fp32:2,fp32:4,bf16:2",
                     help="comma list of dtype:batch")
     ap.add_argument("--out", default="benchmarks/results/experts/speed.json")
     a = ap.parse_args()
@@ -74,10 +75,12 @@ def main() -> None:
         row = run(a.model, dtype, int(batch), a.seq, a.steps, 8)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    result = {"model": a.model, "machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
-                                            "cuda": torch.cuda.is_available()},
-              "note": "LoRA all-linear, TRL SFTTrainer, completion-only loss; machine shared with other jobs, "
-                      "so timings are upper bounds of a quiet machine",
+    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
+               "cuda": torch.cuda.is_available(), "load_average_1m_at_end": os.getloadavg()[0]}
+    result = {"model": a.model, "machine": machine,
+              "note": "LoRA r=8 all-linear, TRL SFTTrainer, completion-only loss; the machine was shared with "
+                      "other jobs (see load average), so these are upper bounds for a quiet machine",
               "command": "python benchmarks/experts_speed.py " + " ".join(
                   f"--{k} {v}" for k, v in vars(a).items()),
               "rows": rows}

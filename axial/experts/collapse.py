@@ -261,7 +261,7 @@ def plot_collapse(summary: dict[str, Any], path: Path) -> None:
 
     benches = list(summary["benches"])
     variants = [v for v in summary["rows"] if v != "base"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(variants) * len(benches) / 2), 4))
+    fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(variants) * len(benches)), 4.5))
     width = 0.8 / max(1, len(variants))
     for i, variant in enumerate(variants):
         vals, errs = [], [[], []]
@@ -277,7 +277,7 @@ def plot_collapse(summary: dict[str, Any], path: Path) -> None:
     ax.set_xticks(np.arange(len(benches)) + width * (len(variants) - 1) / 2)
     ax.set_xticklabels([f"{b}\n({summary['benches'][b]['axis']})" for b in benches])
     ax.set_ylabel("gain vs base (headline metric, 95% CI)")
-    ax.set_title("Axis collapse: per-axis gain of experts and single-model combinations")
+    ax.set_title("Axis collapse: gain vs base per axis")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

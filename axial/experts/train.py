@@ -124,11 +124,15 @@ def _load_base(config: ExpertConfig):
 def _use_bf16(config: ExpertConfig) -> bool:
     import torch
 
+    from axial.models import has_fast_bf16_cpu
+
     if config.dtype != "auto":
         return config.dtype == "bf16"
-    # bf16 is for GPUs only: on this project's CPUs a bf16 LoRA training step (bf16 weights or autocast) was
-    # measured 5-10x SLOWER than fp32 (the ~2.7x bf16 gain is for inference), see benchmarks/experts_speed.py.
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    # On CPUs with AVX512-BF16/AMX a bf16 LoRA step was 1.4x faster than fp32 with OMP_NUM_THREADS=1, but 5-10x
+    # SLOWER with torch's default threads on an oversubscribed machine (benchmarks/results/experts/README.md).
+    return has_fast_bf16_cpu()
 
 
 def _lora_config(config: ExpertConfig):
