@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from axial.errors import AxialError, DataError
-from axial.evaluate.stats import Statistic, mean_statistic
+from axial.evaluate.stats import Statistic, hash_order, mean_statistic
 from axial.evaluate.store import ItemStore
 
 
@@ -162,7 +162,8 @@ class GenerativeBench(Bench):
         if not cfg.judge:
             return []
         judged = ctx.store(variant.name, self.name, "", {"generation": gen_cfg.to_dict(), **self.judge_settings(ctx)})
-        todo = [it for it in items if it["id"] not in judged]
+        # Hash order (the --limit order): a run stopped early has judged a prefix that a smaller --limit reuses.
+        todo = [items[i] for i in hash_order([it["id"] for it in items], cfg.seed) if items[i]["id"] not in judged]
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=f"{variant.name} {self.name} judge",
                    disable=not ctx.progress)
         for chunk in _chunks(todo, cfg.judge_batch_size):
