@@ -171,6 +171,10 @@ def evaluate(variants: Sequence[VariantSpec], benches: Sequence[str] | None = No
             console.print(f"[bold]{spec.label}[/] {name}: {info['n']} items")
             per_variant[spec.label][name] = get_bench(name).run(ctx, variant, items)
 
+    if config.judge:
+        # A resumed run may have judged nothing new; the report still names every judge behind its numbers.
+        for axis in dict.fromkeys(get_bench(b).axis for b in config.benches if get_bench(b).judged):
+            judges(axis)
     report = build_report(config, variants, bench_items, per_variant, judges.describe())
     write_report(report, out)
     return report

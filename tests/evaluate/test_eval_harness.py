@@ -148,6 +148,9 @@ def test_resume_after_a_kill_loses_and_repeats_nothing(patched, tmp_path, monkey
     assert report["results"]["a"]["harmless"]["safety_rate"]["n"] == 5
     assert len(generated) == len(set(generated)) == 5  # every response generated exactly once
     assert patched["harmless"].calls == 2  # only the 3 missing items were judged (batches of 2)
+    # a third run judges nothing new but still names the judge and its validation
+    report = evaluate(variants, ["harmless"], DATA, tmp_path, cfg(), progress=False)
+    assert report["judges"]["harmless"]["validation"]["value"] == 0.7
 
 
 def test_resume_refuses_different_settings(patched, tmp_path):
