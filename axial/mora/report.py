@@ -130,6 +130,10 @@ def _fmt(stat: Mapping) -> str:
     return f"{stat['value']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
 
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def markdown(result: Mapping, metrics: Sequence[str]) -> str:
     lines = ["# MORA report: held-out reward, with vs without rewriting", ""]
     if result["weak_judge"]:
@@ -164,8 +168,8 @@ def markdown(result: Mapping, metrics: Sequence[str]) -> str:
         base = rw.get("similarity_unrelated_baseline") or {}
         lines.append(f"- rewrite: kept {rw['n_kept']} of {rw['n_single_reward_prompts']} single-reward prompts "
                      f"({rw['n_candidates']} candidates); rejections {rw['rejections_by_reason']}; candidate "
-                     f"similarity median {rw['similarity_of_candidates'].get('median')}, unrelated-prompt baseline "
-                     f"{base.get('value')} (threshold {rw['similarity_threshold']})")
+                     f"similarity median {_num(rw['similarity_of_candidates'].get('median'))}, unrelated-prompt "
+                     f"baseline {_num(base.get('value'))} (threshold {rw['similarity_threshold']})")
     for arm in ("rewritten", "original"):
         if f"align_{arm}" in facts:
             a = facts[f"align_{arm}"]
@@ -190,7 +194,8 @@ def plot(result: Mapping, metrics: Sequence[str], path: Path) -> None:
         left.bar(x, vals, width, yerr=err, capsize=3, label=LABELS[v])
     left.set_xticks(np.arange(len(metrics) - 1) + width, metrics[:-1])
     left.set_ylabel("mean judge score (held-out)")
-    left.legend(fontsize=8)
+    left.set_ylim(top=left.get_ylim()[1] * 1.3)  # room for the legend above the bars
+    left.legend(fontsize=8, loc="upper right")
     left.set_title(f"per-axis reward, n={result['n_heldout']}" + (" (WEAK JUDGE)" if result["weak_judge"] else ""))
     comps = list(result["paired_differences"])
     for i, name in enumerate(comps):
