@@ -38,7 +38,7 @@ def main() -> None:
     lines = ["| axis | judge | held-out pair accuracy | 95% CI | n pairs (prompts) | notes |",
              "|---|---|---|---|---|---|"]
     for r in table:
-        weak = " (weak judge)" if r["weak"] else ""
+        weak = " (weak judge)" if r["weak"] and "weak" not in r["judge"] else ""
         lines.append(f"| {r['axis']} | {r['judge']}{weak} | {r['value']:.3f} | "
                      f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] | {r['n']} ({r['n_groups']}) | {r['note']} |")
     (HERE / "summary.md").write_text("\n".join(lines) + "\n")
