@@ -4,11 +4,10 @@ At inference an expert is used WITHOUT its axis injection: the injection only sh
 behaviour has to live in its adapter (and the mixture layer can combine experts on plain prompts).
 """
 
-from axial.experts.collapse import CollapseConfig, collapse_report
-from axial.experts.config import ExpertConfig
-from axial.experts.recipe import ExpertsRecipe, load_recipe, train_experts
-from axial.experts.shipped import export_expert, shipped_experts_dir
-from axial.experts.train import train_expert
+from axial._lazy import lazy_exports
 
-__all__ = ["CollapseConfig", "ExpertConfig", "ExpertsRecipe", "collapse_report", "export_expert", "load_recipe",
-           "shipped_experts_dir", "train_expert", "train_experts"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "CollapseConfig": "collapse", "collapse_report": "collapse", "ExpertConfig": "config",
+    "ExpertsRecipe": "recipe", "load_recipe": "recipe", "train_experts": "recipe",
+    "export_expert": "shipped", "shipped_experts_dir": "shipped", "train_expert": "train",
+})
