@@ -54,7 +54,12 @@ def _merge(tensors: list[torch.Tensor], weights: torch.Tensor, cfg: MergeConfig)
 
 def merge_experts(experts: ExpertSet, preference: Preference, config: MergeConfig | None = None,
                   *, name: str | None = None) -> Expert:
-    """One expert = SVD_r(Merge({s_k B_k A_k}, λ)) per module, for the experts named by the preference's axes."""
+    """One expert = SVD_r(Merge({s_k B_k A_k}, λ)) per module, for the experts named by the preference's axes.
+
+    For `ties` / `dare_ties`, PEFT takes the disjoint MEAN of the λ-weighted task vectors, so λ acts as a
+    per-expert scale: λ = 1 for each expert is a standard TIES merge, and a normalised λ (summing to 1) over n
+    experts gives 1/n of it. (Kept as PEFT defines it; pass unnormalised weights for standard TIES anchors.)
+    """
     cfg = config or MergeConfig()
     lam = dict(zip(preference.axes, preference.values, strict=True))
     chosen = [e for e in experts if lam.get(e.name, 0.0) > 0]
