@@ -11,7 +11,7 @@ from axial.generate import GenerationConfig, stream_response
 
 
 def chat(model: str = "embedded", prompt: str | None = None, *, experts: list[str] | None = None,
-         preference: str | None = None, source: str | None = None, max_new_tokens: int = 256,
+         preference: str | None = None, source: str | None = None, max_new_tokens: int = 192,
          dtype: str = "auto", device: str = "auto", system: str | None = None, out=None) -> str:
     """Answer one prompt (streamed to `out`), or run an interactive session when prompt is None.
 
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         preference: str | None = typer.Option(None, help="e.g. helpful=0.7,harmless=0.3 (HoE routing)"),
         source: str | None = typer.Option(None, help="variant source: uniform | expert:NAME | weights:... | "
                                                      "mocae:DIR"),
-        max_new_tokens: int = typer.Option(256),
+        max_new_tokens: int = typer.Option(192, help="cap per answer (a chat turn; raise for long answers)"),
         dtype: str = typer.Option("auto", help="auto | fp32 | bf16"),
         device: str = typer.Option("auto", help="auto | cpu | cuda"),
         system: str | None = typer.Option(None, help="system prompt"),
