@@ -9,7 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from axial.errors import AxialError
+from axial.errors import AxialError, DataError
 
 T = TypeVar("T", bound="Config")
 
@@ -131,3 +131,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise AxialError(f"{where}: expected an integer, got {value!r}")
         return out
     return value
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON file that must hold one object; errors name the file and line."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", path=str(path), line=e.lineno) from e
+    if not isinstance(data, dict):
+        raise DataError("expected a JSON object", path=str(path))
+    return data

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from axial.config import read_json_object
 from axial.errors import AxialError, DataError
 
 log = logging.getLogger(__name__)
@@ -116,16 +117,6 @@ class ExpertSet:
         return A.to(dtype=dtype, device=device), B.to(dtype=dtype, device=device), scaling, r_max
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", path=str(path), line=e.lineno) from e
-    if not isinstance(data, dict):
-        raise DataError("expected a JSON object", path=str(path))
-    return data
-
-
 def _alpha_for(module: str, config: dict) -> float:
     from peft.utils.other import get_pattern_key
 
@@ -142,7 +133,7 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
     cfg_path = folder / ADAPTER_CONFIG
     if not cfg_path.is_file():
         raise AxialError(f"expert '{folder}': no {ADAPTER_CONFIG} (expected a PEFT LoRA adapter folder)")
-    config = _read_json(cfg_path)
+    config = read_json_object(cfg_path)
     peft_type = config.get("peft_type")
     if peft_type != "LORA":
         raise DataError(f"peft_type {peft_type!r} is not supported; only LoRA adapters can be mixed",
@@ -183,7 +174,7 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
         factors[module] = LoraFactors(A, B, scaling)
     if not factors:
         raise AxialError(f"expert '{folder}': {ADAPTER_WEIGHTS} holds no LoRA weights")
-    meta = _read_json(folder / SIDECAR) if (folder / SIDECAR).is_file() else {}
+    meta = read_json_object(folder / SIDECAR) if (folder / SIDECAR).is_file() else {}
     if name is None:
         for key in ("name", "axis"):
             if key in meta and not isinstance(meta[key], str):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from axial.config import read_json_object
 from axial.errors import AxialError, DataError
 from axial.mixture.routing import GateConfig
 from axial.mocae.calibration import calibrator_from_dict
@@ -53,16 +54,6 @@ def save_router(router: MoCaERouter, folder: str | Path, *, expert_dirs: list[st
             "base_model": base_model, "gate": {"top_k": top_k, "importance": importance}, **(extra or {})}
     (folder / META).write_text(json.dumps(meta, indent=2) + "\n")
     return folder
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"invalid JSON: {e.msg}", path=str(path), line=e.lineno) from e
-    if not isinstance(data, dict):
-        raise DataError("expected a JSON object", path=str(path))
-    return data
 
 
 @dataclass
@@ -123,7 +114,7 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
         raise AxialError(f"load_router: unknown option(s) {unknown}; known: {sorted(_OPTIONS)}")
     if not (folder / META).is_file() or not (folder / ROUTER_WEIGHTS).is_file():
         raise AxialError(f"router '{folder}': expected {META} and {ROUTER_WEIGHTS} (made by `axial train-router`)")
-    meta = _read_json(folder / META)
+    meta = read_json_object(folder / META)
     try:
         router = MoCaERouter(**meta["router"])
         gate_meta = meta["gate"]
@@ -142,7 +133,7 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
         raise DataError(f"weights do not match the router in {META}: {e}", path=str(folder / ROUTER_WEIGHTS)) from e
     router.eval().requires_grad_(False)
 
-    calibration = _read_json(folder / CALIBRATION) if (folder / CALIBRATION).is_file() else None
+    calibration = read_json_object(folder / CALIBRATION) if (folder / CALIBRATION).is_file() else None
     use_cal = options.get("calibration", "fitted")
     if use_cal not in ("none", "fitted"):
         raise AxialError(f"router option calibration='{use_cal}': expected none or fitted")
