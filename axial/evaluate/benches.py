@@ -106,7 +106,8 @@ class TruthfulQAMC(Bench):
         store = ctx.store(variant.name, self.name, "", {"primer": QA_PRIMER})
         todo = [it for it in items if it["id"] not in store]
         if todo:
-            scorer = MCScorer(variant.model, variant.tokenizer, batch_size=ctx.config.mc_batch_size)
+            scorer = MCScorer(variant.model, variant.tokenizer, batch_size=ctx.config.mc_batch_size,
+                              router=getattr(variant, "router", None))
             for it in tqdm(todo, desc=f"{variant.name} {self.name}", disable=not ctx.progress):
                 sets = AnswerSets(it["best"], it["true"], it["false"])
                 scored = scorer.score(it["question"], sets.all)

@@ -25,6 +25,7 @@ attention mask is needed under causal attention).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,17 +103,24 @@ def mc_metrics(sets: AnswerSets, loglik: dict[str, float]) -> dict[str, float]:
 class MCScorer:
     """Continuation log-likelihoods under a fixed primer, with the primer's KV cache computed once."""
 
-    def __init__(self, model, tokenizer, primer: str = QA_PRIMER, batch_size: int = 32):
+    def __init__(self, model, tokenizer, primer: str = QA_PRIMER, batch_size: int = 32, router=None):
         import torch
 
         self.model, self.tok, self.primer, self.batch_size = model, tokenizer, primer, batch_size
+        # A routed variant (MoCaE / HoE routers) decides its expert weights from the whole prompt, which a
+        # primer-only cache never shows it: such variants are scored by full passes, routing pooled over the
+        # prompt (primer + question) and never over the answer being scored.
+        self.router = router
         self.primer_ids = self._encode(primer)
+        self.primer_kv = None
+        self.cache_fallbacks = 0
+        if router is not None:
+            return
         with torch.no_grad():
             out = model(torch.tensor([self.primer_ids], device=model.device), use_cache=True)
         # Plain (key, value) tensors: every question builds a fresh cache from them, and DynamicCache.update
         # concatenates into new tensors, so the primer tensors are never modified.
         self.primer_kv = [(k, v) for k, v, *_ in out.past_key_values]
-        self.cache_fallbacks = 0
 
     def _encode(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"]
@@ -132,6 +140,8 @@ class MCScorer:
         """(summed log-likelihood, n tokens) of " answer" after the primer and the question, per answer."""
         import torch
 
+        if self.router is not None:
+            return self.score_naive(question, answers)
         ctx, conts = self.continuation_ids(mc_context(question, self.primer), answers)
         n_primer = len(self.primer_ids)
         if ctx[:n_primer] != self.primer_ids or len(ctx) == n_primer:
@@ -173,9 +183,11 @@ class MCScorer:
 
         ctx, conts = self.continuation_ids(mc_context(question, self.primer), answers)
         out = []
+        pool_over = getattr(self.router, "pool_over", None)
         for cont in conts:
             ids = torch.tensor([ctx + cont], device=self.model.device)
-            with torch.no_grad():
+            with torch.no_grad(), (pool_over(torch.tensor([[1] * len(ctx) + [0] * len(cont)]))
+                                   if pool_over else contextlib.nullcontext()):
                 logprobs = torch.log_softmax(self.model(ids).logits[0].float(), dim=-1)
             positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=logprobs.device)
             targets = torch.tensor(cont, device=logprobs.device)
