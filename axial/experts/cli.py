@@ -53,15 +53,20 @@ def register(app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, help="evaluate a deterministic subset of N items per bench"),
         limit_for: list[str] | None = typer.Option(None, "--limit-for", help="bench=N: per-bench limit; repeatable"),
         judge: list[str] | None = typer.Option(None, "--judge", help="axis=JUDGE_SPEC; repeatable"),
+        judge_validation: list[str] | None = typer.Option(
+            None, "--judge-validation", help="axis=FILE: that judge's `axial validate-judge --out` JSON, reused "
+                                             "instead of validating again; repeatable"),
         modes: str = typer.Option("inject,no_inject", help="training modes: inject, no_inject"),
         experts_dir: str | None = typer.Option(None, help="reuse trained injected experts DIR/<axis>"),
         combined: str = typer.Option("uniform,sequential,mixed", help="single-model combinations to build"),
         max_new_tokens: int = typer.Option(128),
+        train_only: bool = typer.Option(False, "--train-only", help="only train the adapters (e.g. one process per "
+                                        "--modes value in parallel), then rerun without it to evaluate"),
         overrides: list[str] | None = typer.Argument(None, help="recipe overrides (data_root=..., max_steps=...)"),
     ):
         """Evaluate base, experts, sequential, mixed-data and uniform-merge adapters: per-axis gain and forgetting."""
         from axial.errors import AxialError
-        from axial.experts.collapse import CollapseConfig, collapse_report
+        from axial.experts.collapse import CollapseConfig, collapse_report, train_collapse_variants
 
         def pairs(values, flag):
             result = {}
@@ -80,8 +85,13 @@ def register(app: typer.Typer) -> None:
                              modes=[m for m in modes.split(",") if m], eval_data=pairs(data, "--data"),
                              benches=[b for b in (bench or "").split(",") if b], eval_limit=limit,
                              eval_limits={k: int(v) for k, v in limits.items()},
-                             judges=pairs(judge, "--judge"), experts_dir=experts_dir,
+                             judges=pairs(judge, "--judge"),
+                             judge_validation=pairs(judge_validation, "--judge-validation"), experts_dir=experts_dir,
                              combined=[c for c in combined.split(",") if c],
                              max_new_tokens=max_new_tokens)
+        if train_only:
+            for mode, folders in train_collapse_variants(cfg).items():
+                console.print(f"{mode}: " + ", ".join(f"{k} -> {v}" for k, v in folders.items()))
+            return
         collapse_report(cfg)
         console.print(f"collapse report -> {out}/collapse_report.md")

@@ -45,6 +45,7 @@ class CollapseConfig(Config):
     eval_limit: int | None = None
     eval_limits: dict[str, int] = field(default_factory=dict)  # per-bench override of eval_limit
     judges: dict[str, str] = field(default_factory=dict)
+    judge_validation: dict[str, str] = field(default_factory=dict)  # axis -> `axial validate-judge --out` JSON
     max_new_tokens: int = 128
     eval_dtype: str = "auto"
     # Which single-model combinations to build: uniform needs no training; sequential and mixed train adapters.
@@ -85,11 +86,12 @@ def train_collapse_variants(config: CollapseConfig) -> dict[str, dict[str, Any]]
             else:
                 folders[axis] = train_expert(cfg.replace(out=str(out / mode / "experts" / axis), inject=inject))
         if "sequential" in config.combined:
-            previous = None
-            for i, (axis, cfg) in enumerate(per_axis.items()):
+            # Stage 1 is the first axis's expert itself (same config, same seed): reuse it, do not retrain it.
+            first_axis = next(iter(per_axis))
+            previous = folders[first_axis]
+            for i, (axis, cfg) in enumerate(list(per_axis.items())[1:], start=1):
                 previous = train_expert(cfg.replace(out=str(out / mode / "sequential" / f"{i + 1}-{axis}"),
-                                                    inject=inject,
-                                                    init_adapter=str(previous) if previous else None))
+                                                    inject=inject, init_adapter=str(previous)))
             folders["sequential"] = previous
         if "mixed" in config.combined:
             folders["mixed"] = _train_mixed(per_axis, out / mode / "mixed", inject)
@@ -143,7 +145,8 @@ def run_eval(variants, benches: list[str], config: CollapseConfig, out: Path) ->
 
     eval_cfg = EvalConfig(benches=benches, data=dict(config.eval_data), split="test", limit=config.eval_limit,
                           limits=dict(config.eval_limits),
-                          judges=dict(config.judges), max_new_tokens=config.max_new_tokens,
+                          judges=dict(config.judges), judge_validation=dict(config.judge_validation),
+                          max_new_tokens=config.max_new_tokens,
                           harmless_max_new_tokens=config.max_new_tokens)
     return evaluate(variants, benches, dict(config.eval_data), out, eval_cfg, progress=True)
 
