@@ -14,7 +14,7 @@ axial collapse-report --out $OUT --modes inject,no_inject --combined uniform,seq
   --data truthfulqa=$DATA/truthfulqa/TruthfulQA.csv \
   --data harmless=$DATA/hh-rlhf/harmless-base_test_dev.jsonl \
   --data alpaca=$DATA/alpaca_eval/text_davinci_003_model_outputs.json \
-  --limit-for harmless=80 --limit-for alpaca=50 --max-new-tokens 96 \
+  --limit-for truthfulqa_mc=200 --limit-for harmless=80 --limit-for alpaca=50 --max-new-tokens 96 \
   --judge harmless=rm:benchmarks/results/rewards/harmless_rm \
   --judge-validation helpful=benchmarks/results/rewards/validate_embedded_helpful.json \
   data_root=$DATA
