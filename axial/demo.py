@@ -8,6 +8,7 @@ config). Steps: base answers -> axis experts (shipped, or retrained) -> expert a
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,17 +160,22 @@ def _experts(cfg: DemoConfig, out: Path) -> list[str]:
 
 
 def _mocae(cfg, out, base, experts, prompts, answers) -> dict:
-    from axial.mocae.train import RouterConfig, train_router
+    from axial.mocae.train import RouterConfig, experts_digest, train_router
 
     folder = out / "router"
     console.print("[bold]5. MoCaE[/]: a router over the experts, trained on the built-in axis sets "
                   "(experts and base frozen)")
+    digest, stamp = experts_digest(experts), folder / "experts.sha256"
+    if folder.exists() and not (stamp.is_file() and stamp.read_text().strip() == digest):
+        # A router from an earlier demo run over other (e.g. since retrained) experts: train it again.
+        shutil.rmtree(folder)
     if not (folder / "mocae.json").exists():
         attached = getattr(base[0], "axial_mixture", None)
         if attached is not None:  # train_router attaches its own mixture over the same experts
             attached.detach()
         train_router(RouterConfig(experts=experts, data=[f"builtin:{a}" for a in axis_names()], out=str(folder),
                                   model=cfg.model, epochs=40), base=base)
+        stamp.write_text(digest + "\n")
     metrics = json.loads((folder / "train_metrics.json").read_text())
     final = metrics.get("final") or {}
     table = Table("metric", "value")

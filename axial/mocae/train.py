@@ -315,10 +315,20 @@ def lm_phase(model, tok, mixture, router: MoCaERouter, gate, examples: list[Rout
 # ---------------------------------------------------------------- entry point
 
 
+def experts_digest(expert_dirs: list[str]) -> str:
+    """sha256 over the experts' adapter weights: an expert retrained in place keeps its path, not its digest."""
+    h = hashlib.sha256()
+    for d in expert_dirs:
+        path = Path(d) / "adapter_model.safetensors"
+        h.update(path.read_bytes() if path.is_file() else str(d).encode())
+    return h.hexdigest()
+
+
 def _fingerprint(cfg: RouterConfig, examples: list[RoutingExample], expert_dirs: list[str]) -> str:
     fields = {n: getattr(cfg, n) for n in ("model", "dtype", "granularity", "max_length", "tokens_per_prompt",
                                             "teacher_forcing", "seed")}
-    payload = json.dumps([fields, expert_dirs, [(e.key, e.label) for e in examples]], sort_keys=True)
+    payload = json.dumps([fields, expert_dirs, experts_digest(expert_dirs), [(e.key, e.label) for e in examples]],
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -83,3 +83,15 @@ def test_train_save_load_roundtrip(tmp_path, expert_dirs, separable_data, granul
     with pytest.raises(AxialError, match="already holds a router"):
         train_router(cfg, base=(model, tok))
     mixture.detach()
+
+
+def test_experts_digest_follows_the_weights_not_the_path(tmp_path):
+    from axial.mocae.train import experts_digest
+
+    expert = tmp_path / "honest"
+    expert.mkdir()
+    (expert / "adapter_model.safetensors").write_bytes(b"first training")
+    before = experts_digest([str(expert)])
+    (expert / "adapter_model.safetensors").write_bytes(b"retrained in place")
+    assert experts_digest([str(expert)]) != before
+    assert experts_digest([str(expert)]) == experts_digest([str(expert)])
