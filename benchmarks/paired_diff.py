@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
-import numpy as np
+from axial.evaluate.benches import item_folder
+from axial.evaluate.stats import deterministic_subset, paired_bootstrap_diff
 
 
 def _scores(folder: Path, variant: str, bench: str) -> dict[str, dict]:
-    name = re.sub(r"[^A-Za-z0-9._,:=+-]+", "_", variant).lstrip(".")  # the harness's item-folder rule
-    path = folder / "items" / name / f"{bench}.jsonl"
+    path = folder / "items" / item_folder(variant) / f"{bench}.jsonl"
     if not path.exists():
         raise SystemExit(f"{path}: no stored items for variant '{variant}', bench '{bench}'")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -26,8 +25,6 @@ def _scores(folder: Path, variant: str, bench: str) -> dict[str, dict]:
 
 def paired_diff(folder: Path, a: str, b: str, bench: str, metric: str, limit: int | None = None,
                 resamples: int = 2000, seed: int = 0) -> dict:
-    from axial.evaluate.stats import deterministic_subset
-
     sa, sb = _scores(folder, a, bench), _scores(folder, b, bench)
     # The report's --limit subset is drawn from the bench's whole item list; the union of every variant's stored
     # items stands for it (exact when some variant was run without a limit or with a larger one, as here).
@@ -37,11 +34,9 @@ def paired_diff(folder: Path, a: str, b: str, bench: str, metric: str, limit: in
     missing = [i for i in ids if i not in sa or i not in sb]
     if missing:
         raise SystemExit(f"{len(missing)} items of the subset lack a score for {a} or {b} (e.g. {missing[0]})")
-    d = np.array([sa[i][metric] - sb[i][metric] for i in ids], dtype=float)
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    return {"a": a, "b": b, "bench": bench, "metric": metric, "n": len(d), "value": float(d.mean()),
-            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+    diff = paired_bootstrap_diff([sb[i][metric] for i in ids], [sa[i][metric] for i in ids],
+                                 resamples=resamples, seed=seed)
+    return {"a": a, "b": b, "bench": bench, "metric": metric, **diff,
             "method": f"paired percentile bootstrap over items, {resamples} resamples, seed {seed}"}
 
 

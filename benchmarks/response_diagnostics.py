@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from axial.evaluate.stats import bootstrap_ci
+
 # Refusal / redirection phrasing: a lexical proxy, not a judge (it also fires on an apology that complies).
 REFUSAL = re.compile(r"\b(I can(?:'|no)t|I won't|I will not|I'm not able to|I am not able to|can't help|cannot help|"
                      r"I'm sorry|I am sorry|not appropriate|is illegal|it's illegal)\b", re.I)
@@ -27,12 +29,6 @@ def degenerate(text: str) -> bool:
     return len(words) >= 8 and len(set(words)) / len(words) < 0.3
 
 
-def _ci(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def diagnose(eval_dir: Path, bench: str) -> dict[str, dict]:
     out = {}
     for path in sorted((eval_dir / "items").glob(f"*/{bench}.responses.jsonl")):
@@ -42,8 +38,7 @@ def diagnose(eval_dir: Path, bench: str) -> dict[str, dict]:
         cols = {"chars": np.array([len(t) for t in texts], float),
                 "refusal_phrase": np.array([bool(REFUSAL.search(t)) for t in texts], float),
                 "degenerate": np.array([degenerate(t) for t in texts], float)}
-        out[path.parent.name] = {"n": len(texts), **{k: {"value": float(v.mean()), "ci95": _ci(v)}
-                                                      for k, v in cols.items()}}
+        out[path.parent.name] = {"n": len(texts), **{k: bootstrap_ci(v) for k, v in cols.items()}}
     return out
 
 

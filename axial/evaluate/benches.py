@@ -41,8 +41,13 @@ class RunContext:
     memo: dict[Any, Any] = field(default_factory=dict)  # facts learnt during the run (e.g. judge symmetry)
 
     def store(self, variant: str, bench: str, suffix: str, extra: dict[str, Any]) -> ItemStore:
-        folder = re.sub(r"[^A-Za-z0-9._,:=+-]+", "_", variant).lstrip(".") or "variant"
-        return ItemStore(self.out / "items" / folder / f"{bench}{suffix}.jsonl").open({**self.settings, **extra})
+        path = self.out / "items" / item_folder(variant) / f"{bench}{suffix}.jsonl"
+        return ItemStore(path).open({**self.settings, **extra})
+
+
+def item_folder(variant: str) -> str:
+    """The folder under OUT/items/ holding a variant's stored items."""
+    return re.sub(r"[^A-Za-z0-9._,:=+-]+", "_", variant).lstrip(".") or "variant"
 
 
 def item_id(text: str) -> str:
