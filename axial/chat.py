@@ -6,27 +6,27 @@ import sys
 
 import typer
 
+from axial import cliopts
 from axial.errors import AxialError
 from axial.generate import GenerationConfig, stream_response
+from axial.sources import SOURCE_OPTION_HELP, Base, Source, parse_source
 
 
 def chat(model: str = "embedded", prompt: str | None = None, *, experts: list[str] | None = None,
-         preference: str | None = None, source: str | None = None, max_new_tokens: int = 192,
-         dtype: str = "auto", device: str = "auto", system: str | None = None, out=None) -> str:
+         source: str | Source = "base", max_new_tokens: int = 192, dtype: str = "auto", device: str = "auto",
+         system: str | None = None, out=None) -> str:
     """Answer one prompt (streamed to `out`), or run an interactive session when prompt is None.
 
-    `preference` ("helpful=0.7,harmless=0.3") is HoE preference routing over `experts`; `source` is any variant
-    weight source (uniform, expert:NAME, weights:..., mocae:DIR). With the embedded model and no experts given,
-    the experts shipped with axial are used.
+    `source` is any weight source over `experts` (axial.sources: base, uniform, expert:NAME, weights:...,
+    pref:helpful=0.7,harmless=0.3, mocae:DIR). With the embedded model and no experts given, the experts shipped
+    with axial are used.
     """
     from axial.models import load_model
     from axial.variants import VariantSpec, load_variant
 
-    if preference and source:
-        raise AxialError("chat: give --preference or --source, not both")
-    src = f"pref:{preference}" if preference else (source or "base")
+    src = parse_source(source)
     experts = list(experts or [])
-    if src != "base" and not experts:
+    if not isinstance(src, Base) and not experts:
         if model != "embedded":
             raise AxialError(f"chat: source '{src}' needs --experts (adapter folders)")
         from axial.experts import shipped_experts_dir
@@ -35,8 +35,8 @@ def chat(model: str = "embedded", prompt: str | None = None, *, experts: list[st
         experts = sorted(str(p.parent) for p in root.glob("*/adapter_model.safetensors"))
     out = out or sys.stdout
     base = load_model(model, dtype=dtype, device=device)
-    variant = load_variant(VariantSpec(model=model, experts=experts, source=src, dtype=dtype, device=device),
-                           base=base)
+    variant = load_variant(VariantSpec(model=model, experts=experts, source=src.spec(), dtype=dtype,
+                                       device=device), base=base)
     m, tok = variant.model, variant.tokenizer
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, system_prompt=system)
     if prompt is not None:
@@ -68,17 +68,22 @@ def _answer(model, tok, messages, cfg, out) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("chat")
     def chat_cmd(
-        model: str = typer.Option("embedded", help="embedded | HF hub id | model folder | .gguf file"),
+        model: str = typer.Option("embedded", help=cliopts.MODEL_HELP),
         prompt: str | None = typer.Option(None, help="answer this and exit; interactive when omitted"),
-        experts: list[str] = typer.Option(None, "--experts", help="expert adapter folder (repeatable)"),
-        preference: str | None = typer.Option(None, help="e.g. helpful=0.7,harmless=0.3 (HoE routing)"),
-        source: str | None = typer.Option(None, help="variant source: uniform | expert:NAME | weights:... | "
-                                                     "mocae:DIR"),
+        experts: list[str] = typer.Option(None, "--experts", help=cliopts.EXPERTS_HELP + " (default with the "
+                                          "embedded model: the shipped experts)"),
+        source: str = typer.Option("base", "--source", help=SOURCE_OPTION_HELP),
+        preference: str | None = typer.Option(None, hidden=True, help="deprecated: --source pref:AXIS=W,..."),
         max_new_tokens: int = typer.Option(192, help="cap per answer (a chat turn; raise for long answers)"),
-        dtype: str = typer.Option("auto", help="auto | fp32 | bf16"),
-        device: str = typer.Option("auto", help="auto | cpu | cuda"),
+        dtype: str = typer.Option("auto", help=cliopts.DTYPE_HELP),
+        device: str = typer.Option("auto", help=cliopts.DEVICE_HELP),
         system: str | None = typer.Option(None, help="system prompt"),
     ):
         """Chat with a model or a variant using its chat template (tokens stream as they are generated)."""
-        chat(model, prompt, experts=experts, preference=preference, source=source,
+        if preference:
+            cliopts.deprecated("--preference AXIS=W,...", "--source pref:AXIS=W,...")
+            if source != "base":
+                raise AxialError("chat: give --source or --preference, not both")
+            source = f"pref:{preference}"
+        chat(model, prompt, experts=cliopts.experts_list(experts), source=source,
              max_new_tokens=max_new_tokens, dtype=dtype, device=device, system=system)

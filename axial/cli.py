@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "axial.demo",
     "axial.evaluate.cli",
     "axial.experts.cli",
+    "axial.export",
     "axial.mocae.cli",
     "axial.mora.cli",
     "axial.mixture.cli",

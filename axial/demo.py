@@ -1,8 +1,9 @@
 """`axial demo`: the main job on the embedded default model, offline, on axial's own small axis sets.
 
 Each step calls the public API the way a user would, and writes what it shows to `out` (JSON beside the
-config). Steps: base answers -> axis experts (shipped, or retrained) -> expert answers -> preference routing
-(HoE) -> a MoCaE router trained on the built-in axis sets -> a small MORA sample/isolate round.
+config). Steps: base answers -> axis experts (shipped, or retrained) -> expert answers -> preferences (linear
+interpolation of the axis experts) -> a MoCaE router trained on the built-in axis sets -> a small MORA
+sample/isolate round.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ def demo(config: DemoConfig | None = None) -> dict:
 
     if "preference" in cfg.steps:
         harmful = DEMO_PROMPTS["harmless"]
-        console.print(f"[bold]4. preference routing (HoE)[/]: the same request under {PREFERENCES}, "
-                      "no retraining:")
+        console.print(f"[bold]4. preferences[/] (source pref:λ; over the axis experts alone this is linear "
+                      f"interpolation of their task vectors): the same request under {PREFERENCES}, no retraining:")
         pref_answers = [answers(f"pref:{p}", experts, [harmful])[0] for p in PREFERENCES]
         _panels([f"{harmful}  [pref {p}]" for p in PREFERENCES], pref_answers, "preference")
         results["steps"]["preference"] = dict(zip(PREFERENCES, pref_answers, strict=True))

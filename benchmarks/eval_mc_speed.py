@@ -23,7 +23,7 @@ def main() -> None:
     args = p.parse_args()
 
     from axial.data import load_records
-    from axial.evaluate.stats import deterministic_subset
+    from axial.stats import deterministic_subset
     from axial.evaluate.truthfulqa_mc import MCScorer, answer_sets
     from axial.models import load_model
 

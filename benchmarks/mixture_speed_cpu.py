@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from axial.mixture import LinearRouter, Mixture
+from axial.mixture import LinearRouter, Mixture, Routed, Static
 from axial.mixture.testing import write_random_adapter
 from axial.models import load_model
 
@@ -69,10 +69,10 @@ def build(dtype: str, adapters: list[Path], batch: int):
 
     return {
         "base": base,
-        "mixture, weights None (wrapper only)": run_mixture(lambda: (mix.set_router(None), mix.set_weights(None))),
-        "mixture 3 experts, global [K]": run_mixture(lambda: (mix.set_router(None), mix.set_weights([0.5, 0.3, 0.2]))),
-        "mixture 3 experts, per-row [B,K]": run_mixture(lambda: (mix.set_router(None), mix.set_weights(per_row))),
-        "mixture 3 experts, per-token router": run_mixture(lambda: mix.set_router(router)),
+        "mixture, weights None (wrapper only)": run_mixture(lambda: mix.use(Static(None))),
+        "mixture 3 experts, global [K]": run_mixture(lambda: mix.use(Static([0.5, 0.3, 0.2]))),
+        "mixture 3 experts, per-row [B,K]": run_mixture(lambda: mix.use(Static(per_row))),
+        "mixture 3 experts, per-token router": run_mixture(lambda: mix.use(Routed(router))),
         "PEFT 1 LoRA unmerged": lambda x: single(input_ids=x, use_cache=False),
         "PEFT add_weighted_adapter(cat), 3 experts": lambda x: cat(input_ids=x, use_cache=False),
     }

@@ -80,15 +80,14 @@ def build(variant: str, args, experts: list[str]):
     """A step function `step(ids, mask, state) -> (logits, state)` (state None = prefill) for one variant."""
     model = base_model(args.model, args.dtype, args.device)
     if variant in ("mocae", "mocae_token"):
-        from axial.mixture import GateConfig, Mixture
+        from axial.mixture import GateConfig, Mixture, Routed
         from axial.mocae import MoCaERouter, TemperatureScaling
 
         mixture = Mixture.attach(model, experts)
         router = MoCaERouter(model.config.hidden_size, mixture.expert_names, model.config.num_hidden_layers,
                              granularity="sequence" if variant == "mocae" else "token").to(args.device)
         router.calibrator = TemperatureScaling(1.5)
-        router.bind(model)
-        mixture.set_router(router, GateConfig(top_k=args.top_k))
+        mixture.use(Routed(router, GateConfig(top_k=args.top_k)))
     elif variant.startswith("peft") or variant == "ensemble_3pass":
         from peft import PeftModel
 

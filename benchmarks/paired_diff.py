@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from axial.evaluate.benches import item_folder
-from axial.evaluate.stats import deterministic_subset, paired_bootstrap_diff
+from axial.stats import deterministic_subset, paired_bootstrap_diff
 
 
 def _scores(folder: Path, variant: str, bench: str) -> dict[str, dict]:

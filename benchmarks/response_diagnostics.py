@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from axial.evaluate.stats import bootstrap_ci
+from axial.stats import bootstrap_ci
 
 # Refusal / redirection phrasing: a lexical proxy, not a judge (it also fires on an apology that complies).
 REFUSAL = re.compile(r"\b(I can(?:'|no)t|I won't|I will not|I'm not able to|I am not able to|can't help|cannot help|"

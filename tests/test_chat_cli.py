@@ -31,7 +31,7 @@ def test_chat_with_preference_over_experts(tiny_model_dir, tmp_path):
                                      target_modules=["q_proj", "v_proj"]))
             for i, axis in enumerate(["helpful", "harmless"])]
     out_a, out_b = io.StringIO(), io.StringIO()
-    a = chat(str(tiny_model_dir), "hi", experts=dirs, preference="helpful=1", max_new_tokens=6, dtype="fp32",
+    a = chat(str(tiny_model_dir), "hi", experts=dirs, source="pref:helpful=1", max_new_tokens=6, dtype="fp32",
              out=out_a)
     b = chat(str(tiny_model_dir), "hi", experts=dirs, source="expert:helpful", max_new_tokens=6, dtype="fp32",
              out=out_b)

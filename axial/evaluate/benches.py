@@ -20,8 +20,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from axial.errors import AxialError, DataError
-from axial.evaluate.stats import Statistic, hash_order, mean_statistic
 from axial.evaluate.store import ItemStore
+from axial.stats import Statistic, hash_order, mean_statistic
 
 
 @dataclass
@@ -112,7 +112,7 @@ class TruthfulQAMC(Bench):
         todo = [it for it in items if it["id"] not in store]
         if todo:
             scorer = MCScorer(variant.model, variant.tokenizer, batch_size=ctx.config.mc_batch_size,
-                              router=getattr(variant, "router", None))
+                              router=variant.router)
             for it in tqdm(todo, desc=f"{variant.name} {self.name}", disable=not ctx.progress):
                 sets = AnswerSets(it["best"], it["true"], it["false"])
                 scored = scorer.score(it["question"], sets.all)

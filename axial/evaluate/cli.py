@@ -6,17 +6,9 @@ from pathlib import Path
 
 import typer
 
+from axial import cliopts
 from axial.errors import AxialError
-
-
-def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values or []:
-        key, sep, val = v.partition("=")
-        if not sep or not key.strip() or not val.strip():
-            raise AxialError(f"{flag} '{v}': expected KEY=VALUE")
-        out[key.strip()] = val.strip()
-    return out
+from axial.sources import SOURCE_OPTION_HELP
 
 
 def _int_values(pairs: dict[str, str], flag: str) -> dict[str, int]:
@@ -27,11 +19,12 @@ def _int_values(pairs: dict[str, str], flag: str) -> dict[str, int]:
 
 
 def eval_command(
-    model: str = typer.Option("embedded", "--model", help="base model: embedded | HF id | folder | .gguf"),
-    experts: list[str] = typer.Option(None, "--experts", help="expert adapter folder (repeatable)"),
-    variant: list[str] = typer.Option(None, "--variant",
-                                      help="weight source, one per variant (repeatable): base | uniform | "
-                                           "expert:NAME | pref:helpful=0.7,... | mocae:DIR; default base"),
+    model: str = typer.Option("embedded", "--model", help=cliopts.MODEL_HELP),
+    experts: list[str] = typer.Option(None, "--experts", help=cliopts.EXPERTS_HELP),
+    source: list[str] = typer.Option(None, "--source", help="one variant per --source, side by side on the same "
+                                     "items (repeatable; default base; differences are paired against the first). "
+                                     + SOURCE_OPTION_HELP),
+    variant: list[str] = typer.Option(None, "--variant", hidden=True, help="deprecated: --source"),
     bench: str = typer.Option("truthfulqa_mc", "--bench", help="comma list: truthfulqa_mc,truthfulqa_gen,"
                                                                 "harmless,alpaca"),
     data: list[str] = typer.Option(None, "--data", help="BENCH=FILE_OR_HF_ID (repeatable; 'truthfulqa=' "
@@ -42,16 +35,17 @@ def eval_command(
     seed: int = typer.Option(0, "--seed"),
     split: list[str] = typer.Option(None, "--split", help="test | all, or BENCH=test|all (repeatable); "
                                                           "default test (the hash-split held-out half)"),
-    judge: list[str] = typer.Option(None, "--judge", help="AXIS=SPEC (repeatable), e.g. harmless=rm:DIR; "
-                                                          "default: embedded (weak judge)"),
+    judge: list[str] = typer.Option(None, "--judge", help=cliopts.JUDGE_HELP + "; default: embedded (weak "
+                                                          "judge)"),
     judge_validation: list[str] = typer.Option(None, "--judge-validation",
                                                help="AXIS=FILE (repeatable): that judge's `axial validate-judge "
                                                     "--out` JSON, reused instead of validating again"),
-    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 | fp16"),
-    device: str = typer.Option("auto", "--device"),
+    dtype: str = typer.Option("auto", "--dtype", help=cliopts.DTYPE_HELP),
+    device: str = typer.Option("auto", "--device", help=cliopts.DEVICE_HELP),
     no_judge: bool = typer.Option(False, "--no-judge", help="only generate and store responses; judge later "
                                                             "by re-running with the same --out"),
-    overrides: list[str] = typer.Option(None, "--set", help="EvalConfig KEY=VALUE (e.g. max_new_tokens=128)"),
+    set_: list[str] = typer.Option(None, "--set", hidden=True, help="deprecated: positional key=value"),
+    overrides: list[str] = typer.Argument(None, help="EvalConfig " + cliopts.OVERRIDES_HELP),
 ) -> None:
     """Evaluate one or more variants on TruthfulQA (MC / generation), harmless prompts and Alpaca."""
     from rich.console import Console
@@ -61,6 +55,12 @@ def eval_command(
     from axial.evaluate.harness import evaluate
     from axial.variants import VariantSpec
 
+    if set_:
+        cliopts.deprecated("--set KEY=VALUE", "a positional KEY=VALUE")
+        overrides = [*(overrides or []), *set_]
+    if variant:
+        cliopts.deprecated("--variant SOURCE", "--source SOURCE")
+    sources = [*(source or []), *(variant or [])] or ["base"]
     limit_all = [v for v in limit or [] if "=" not in v]
     if len(limit_all) > 1:
         raise AxialError(f"--limit: give one default N, got {limit_all}")
@@ -68,15 +68,15 @@ def eval_command(
     if len(split_all) > 1:
         raise AxialError(f"--split: give one default (test or all), got {split_all}")
     config = EvalConfig(
-        benches=[b.strip() for b in bench.split(",") if b.strip()], data=_pairs(data, "--data"),
+        benches=[b.strip() for b in bench.split(",") if b.strip()], data=cliopts.pairs(data, "--data"),
         split=split_all[0] if split_all else "test",
-        splits=_pairs([s for s in split or [] if "=" in s], "--split"),
-        limit=limit_all[0] if limit_all else None, limits=_int_values(_pairs([v for v in limit or [] if "=" in v], "--limit"), "--limit"),
+        splits=cliopts.pairs([s for s in split or [] if "=" in s], "--split"),
+        limit=limit_all[0] if limit_all else None, limits=_int_values(cliopts.pairs([v for v in limit or [] if "=" in v], "--limit"), "--limit"),
         seed=seed,
-        judges=_pairs(judge, "--judge"), judge_validation=_pairs(judge_validation, "--judge-validation"),
+        judges=cliopts.judges(judge), judge_validation=cliopts.pairs(judge_validation, "--judge-validation"),
         judge=not no_judge).with_overrides(overrides)
-    specs = [VariantSpec(model=model, experts=list(experts or []), source=s, dtype=dtype, device=device)
-             for s in (variant or ["base"])]
+    specs = [VariantSpec(model=model, experts=cliopts.experts_list(experts), source=s, dtype=dtype, device=device)
+             for s in sources]
     report = evaluate(specs, config.benches, None, out, config)
 
     table = Table(title=f"axial eval -> {out}/report.md")
@@ -100,4 +100,7 @@ def eval_command(
 
 
 def register(app: typer.Typer) -> None:
+    from axial.evaluate import pareto
+
     app.command("eval")(eval_command)
+    pareto.register(app)

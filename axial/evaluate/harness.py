@@ -12,7 +12,7 @@ from rich.console import Console
 from axial.errors import AxialError
 from axial.evaluate.benches import Bench, RunContext, get_bench
 from axial.evaluate.config import EvalConfig
-from axial.evaluate.stats import bootstrap_ci, deterministic_subset, paired_bootstrap_diff
+from axial.stats import bootstrap_ci, deterministic_subset, paired_bootstrap_diff
 from axial.variants import VariantSpec, load_variant
 
 console = Console(stderr=True)

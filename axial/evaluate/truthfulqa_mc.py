@@ -183,11 +183,10 @@ class MCScorer:
 
         ctx, conts = self.continuation_ids(mc_context(question, self.primer), answers)
         out = []
-        pool_over = getattr(self.router, "pool_over", None)
         for cont in conts:
             ids = torch.tensor([ctx + cont], device=self.model.device)
-            with torch.no_grad(), (pool_over(torch.tensor([[1] * len(ctx) + [0] * len(cont)]))
-                                   if pool_over else contextlib.nullcontext()):
+            with torch.no_grad(), (self.router.pool_over(torch.tensor([[1] * len(ctx) + [0] * len(cont)]))
+                                   if self.router is not None else contextlib.nullcontext()):
                 logprobs = torch.log_softmax(self.model(ids).logits[0].float(), dim=-1)
             positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1, device=logprobs.device)
             targets = torch.tensor(cont, device=logprobs.device)

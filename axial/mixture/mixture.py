@@ -1,17 +1,24 @@
 """`Mixture`: attach K experts to a model in place and choose where their weights come from.
 
     mixture = Mixture.attach(model, ["adapters/helpful", "adapters/harmless"])
-    mixture.set_weights([0.7, 0.3])                 # global λ
-    with mixture.weights([[1, 0], [0.5, 0.5]]): ... # one row of weights per batch row
-    mixture.set_router(router, GateConfig(temperature=2.0))  # per token, from the hidden state
-    mixture.set_weights(None)                       # the base model, LoRA path skipped
+    mixture.use(parse_source("pref:helpful=0.7,harmless=0.3"))   # any axial.sources source
+    mixture.use(Static([0.7, 0.3]))                 # raw weights: [K], [B, K] per row or [B, T, K] per token
+    mixture.use(Routed(router, GateConfig(temperature=2.0)))     # per token, from the hidden state
+    mixture.use_rows([src_a, src_b, src_a])         # one source per batch row (static or routed)
+    with mixture.using(source): ...                 # for the duration, then the previous state
+    mixture.use(Static(None))                       # the base model, LoRA path skipped
     mixture.detach()                                # the original modules back
+
+`use` and `use_rows` are the only ways to change where the weights come from: every caller (eval, chat,
+serve, pareto, MORA, router training) goes through them, so the rule "a router overrides static weights" and
+the router hooks live here once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +28,8 @@ from torch import nn
 from axial.errors import AxialError
 from axial.mixture.experts import Expert, ExpertSet, load_experts
 from axial.mixture.layer import MixtureLinear, RoutingState
-from axial.mixture.routing import GateConfig
+from axial.mixture.resolved import Routed, Static, WeightSource
+from axial.mixture.routing import GateConfig, Router, RowsRouter
 
 _LAYER = re.compile(r"^(?P<prefix>.*?\.?layers)\.(?P<idx>\d+)\.")
 
@@ -32,9 +40,11 @@ class Mixture:
         self.model, self.experts = model, experts
         self.modules, self._originals, self._layers = modules, originals, layers
         self.state = modules[next(iter(modules))].state
-        self.router: nn.Module | None = None
+        self.router: Router | None = None
         self.gate = GateConfig()
+        self.active: Static | Routed = Static(None)
         self._hooks: list = []
+        self._resolved: OrderedDict = OrderedDict()  # source -> Static | Routed (routers load once)
         self.attached = True
 
     # ---- construction -------------------------------------------------------------------------------
@@ -88,7 +98,7 @@ class Mixture:
 
     def detach(self) -> None:
         """Put the original linears back and forget the router; the model is the plain base model again."""
-        self.set_router(None)
+        self._set_router(None)
         self._swap(self._originals)
         self.model.axial_mixture = None
         self.attached = False
@@ -132,55 +142,115 @@ class Mixture:
             raise AxialError(f"mixture weights: must be finite, got {w}")
         return t.to(self.device)
 
-    def set_weights(self, w) -> None:
-        """Static weights (None = base model). Ignored while a router is set: the router decides."""
-        self.state.weights = self.as_weights(w)
-
     @property
     def current_weights(self) -> torch.Tensor | None:
-        return self.state.weights
+        """The static weights in force (None: base model, or a router decides)."""
+        return None if self.state.routed else self.state.weights
+
+    # ---- sources -------------------------------------------------------------------------------------
+    _CACHE = 256
+
+    def resolve(self, source: WeightSource) -> Static | Routed:
+        """What `source` means for this mixture's experts (cached per source: a router loads once)."""
+        if not isinstance(source, WeightSource):
+            raise AxialError(f"a mixture takes a weight source (axial.sources, or Static/Routed), got "
+                             f"{type(source).__name__} {source!r}; parse strings with axial.sources.parse_source")
+        if isinstance(source, (Static, Routed)):
+            return source
+        hit = self._resolved.get(source)
+        if hit is None:
+            hit = source.resolve(self)
+            if not isinstance(hit, (Static, Routed)):
+                raise AxialError(f"source {source!r} resolved to {type(hit).__name__}, not Static or Routed")
+            self._resolved[source] = hit
+            if len(self._resolved) > self._CACHE:
+                self._resolved.popitem(last=False)
+        self._resolved.move_to_end(source)
+        return hit
+
+    def use(self, source: WeightSource) -> Mixture:
+        """Take the expert weights from `source` from now on (replacing whatever was in force)."""
+        resolved = self.resolve(source)
+        self._apply(resolved)
+        return self
+
+    def use_rows(self, sources: Sequence[WeightSource]) -> Mixture:
+        """One source per batch row: static rows become per-row weights [B, K]; with any routed row, one
+        `RowsRouter` gives every row its own source's weights in the same forward pass."""
+        if not sources:
+            raise AxialError("use_rows: no sources given")
+        resolved = [self.resolve(s) for s in sources]
+        k = self.num_experts
+        rows = torch.zeros(len(resolved), k)
+        groups: dict[int, tuple[Router, GateConfig, list[int]]] = {}
+        any_weights = False
+        for i, r in enumerate(resolved):
+            if isinstance(r, Routed):
+                groups.setdefault(id(r), (r.router, r.gate or GateConfig(), []))[2].append(i)
+                continue
+            w = self.as_weights(r.weights)
+            if w is None:
+                continue
+            if w.dim() != 1:
+                raise AxialError(f"use_rows: row {i}'s source has weights of shape {list(w.shape)}; a row takes "
+                                 "one weight vector [K]")
+            rows[i] = w.cpu()
+            any_weights = True
+        if groups:
+            self._apply(Routed(RowsRouter(rows.to(self.device), list(groups.values()))))
+        else:
+            self._apply(Static(rows if any_weights else None))
+        return self
 
     @contextlib.contextmanager
-    def weights(self, w):
-        old = self.state.weights
-        self.set_weights(w)
+    def using(self, source: WeightSource):
+        """`use(source)` for the duration of the block, then whatever was in force before."""
+        previous = self.active
+        self.use(source)
         try:
             yield self
         finally:
-            self.state.weights = old
+            self._apply(previous)
 
-    def row_weights(self, per_prompt) -> callable:
-        """For `generate_responses(row_kwargs=...)`: sets each batch's per-row weights from a list aligned
-        with the prompts (generate_responses reorders prompts into batches by length)."""
-        table = self.as_weights(per_prompt)
-        if table is None or table.dim() != 2:
-            raise AxialError("row_weights: expected one weight vector per prompt, shape [N, K]")
+    def row_sources(self, per_prompt: Sequence[WeightSource]):
+        """For `generate_responses(row_kwargs=...)`: before each batch, `use_rows` with the sources of the
+        batch's prompts (generate_responses reorders prompts into batches by length)."""
+        per_prompt = list(per_prompt)
 
         def for_rows(idx) -> dict:
-            self.state.weights = table[list(idx)]
+            self.use_rows([per_prompt[i] for i in idx])
             return {}
 
         return for_rows
 
-    # ---- router --------------------------------------------------------------------------------------
-    def set_router(self, router: nn.Module | None, gate: GateConfig | None = None) -> None:
-        """Route per token: `router(hidden [B,T,H], layer_idx) -> logits [B,T,K]`, gated by `gate`.
+    def _apply(self, resolved: Static | Routed) -> None:
+        if isinstance(resolved, Routed):
+            self._set_router(resolved.router, resolved.gate)
+        else:
+            self._set_router(None)
+            self.state.weights = self.as_weights(resolved.weights)
+        self.active = resolved
 
-        None removes the router (and its hooks); static weights apply again.
-        """
+    # ---- router --------------------------------------------------------------------------------------
+    def _set_router(self, router: Router | None, gate: GateConfig | None = None) -> None:
         for h in self._hooks:
             h.remove()
+        if self.router is not None and self.router is not router:
+            self.router.unbind()
         self._hooks, self.router = [], router
         self.state.gates.clear()
         self.state.routed = router is not None
         if router is None:
             return
+        if not isinstance(router, Router):
+            raise AxialError(f"a mixture routes with an axial.mixture.Router, got {type(router).__name__}")
         if not self._layers:
-            raise AxialError("set_router: none of the mixture's modules is inside a decoder layer "
+            raise AxialError("routing: none of the mixture's modules is inside a decoder layer "
                              "(model.model.layers.N), so there is no hidden state to route on")
-        names = getattr(router, "expert_names", None)
-        if names is not None and list(names) != self.expert_names:
-            raise AxialError(f"router was built for experts {list(names)}, the mixture has {self.expert_names}")
+        if router.expert_names is not None and list(router.expert_names) != self.expert_names:
+            raise AxialError(f"router was built for experts {list(router.expert_names)}, the mixture has "
+                             f"{self.expert_names}")
+        router.bind(self.model)
         self.gate = gate or GateConfig()
         for idx, layer in self._layers.items():
             self._hooks.append(layer.register_forward_pre_hook(self._route_hook(idx), with_kwargs=True))
@@ -192,7 +262,7 @@ class Mixture:
             if out.shape != (*hidden.shape[:-1], self.num_experts):
                 raise AxialError(f"router returned shape {list(out.shape)} at layer {idx}; expected "
                                  f"{[*hidden.shape[:-1], self.num_experts]}")
-            self.state.gates[idx] = out if getattr(self.router, "produces_weights", False) else self.gate(out)
+            self.state.gates[idx] = out if self.router.outputs_weights else self.gate(out)
             return None
 
         return hook

@@ -23,6 +23,7 @@ import torch
 
 from axial.config import Config
 from axial.errors import AxialError
+from axial.mixture.resolved import Static
 from axial.mocae.calibration import (
     METHODS,
     calibration_metrics,
@@ -84,14 +85,14 @@ def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, ba
                     rows["labels"].append(np.full(t * num_layers, e.label))
                     rows["groups"].append(np.full(t * num_layers, start + b))
     finally:
-        mixture.set_router(None)
+        mixture.use(Static(None))
         router.calibrator = saved_calibrator
     return {k: np.concatenate(v) for k, v in rows.items()}
 
 
 def _example_accuracy(probs: np.ndarray, data: dict[str, np.ndarray], names: list[str]) -> dict:
     """Accuracy of one decision per example (argmax of its mean routing probability), overall and per axis."""
-    from axial.evaluate.stats import bootstrap_ci
+    from axial.stats import bootstrap_ci
 
     groups = data["groups"]
     uniq = np.unique(groups)

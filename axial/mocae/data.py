@@ -57,7 +57,7 @@ def routing_examples(sources: list[str], expert_names: list[str], part: str, *, 
     The limit picks by a seeded hash order (not the first N), and applies to the part, so a larger limit gives
     a superset and never moves a prompt between parts.
     """
-    from axial.evaluate.stats import hash_order
+    from axial.stats import hash_order
 
     if part not in PARTS:
         raise AxialError(f"routing data part '{part}': expected one of {list(PARTS)}")

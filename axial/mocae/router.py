@@ -1,8 +1,8 @@
 """The MoCaE router: hidden state entering a decoder block -> K expert logits, calibrated.
 
-It plugs into the one mixture layer through `Mixture.set_router` (axial.mixture.routing's contract: called as
-`router(hidden [B,T,H], layer_idx) -> logits [B,T,K]`, then gated by a GateConfig: softmax, optional top-k,
-importance γ). This module adds what TrinityX / AlignX stage 2 need on top of that contract:
+It plugs into the one mixture layer as a `Routed(router, gate)` source (axial.mixture.routing's `Router`
+contract: called as `router(hidden [B,T,H], layer_idx) -> logits [B,T,K]`, then gated by a GateConfig: softmax,
+optional top-k, importance γ). This module adds what TrinityX / AlignX stage 2 need on top of that contract:
 
 - heads per layer or one shared head (`scope`), linear or a small MLP (`arch`), over the hidden state
   normalised per token (layer norm without affine): the residual stream's scale grows with depth and a few
@@ -10,7 +10,7 @@ importance γ). This module adds what TrinityX / AlignX stage 2 need on top of t
 - per-token or per-sequence routing (`granularity`). Per-sequence routing mean-pools the prompt's tokens at
   prefill and reuses those logits for every decoded token. The pooling must skip left padding, which the
   decoder block does not see, so the router reads the attention mask from a forward pre-hook on the model
-  (`bind(model)`; `load_router(DIR, mixture)` does it);
+  (`bind(model)`, called by the mixture when it starts routing with the router);
 - a calibrator (axial.mocae.calibration) applied to the logits, so the gate's softmax gives calibrated
   probabilities: the router returns log p_calibrated (softmax(log p) = p, so the gate runs at T = 1).
 """
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from axial.errors import AxialError
+from axial.mixture.routing import Router
 from axial.mocae.calibration import Calibrator, Identity
 
 SCOPES = ("per_layer", "shared")
@@ -32,7 +33,7 @@ GRANULARITIES = ("sequence", "token")
 ARCHS = ("linear", "mlp")
 
 
-class MoCaERouter(nn.Module):
+class MoCaERouter(Router):
     def __init__(self, hidden_size: int, expert_names: list[str], num_layers: int, *, scope: str = "per_layer",
                  granularity: str = "sequence", arch: str = "linear", mlp_hidden: int = 64):
         super().__init__()

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from axial.config import read_json_object
 from axial.errors import AxialError, DataError
+from axial.mixture.resolved import Routed
 from axial.mixture.routing import GateConfig
 from axial.mocae.calibration import calibrator_from_dict
 from axial.mocae.router import MoCaERouter
@@ -71,7 +72,7 @@ class LoadedRouter:
         return self.router.expert_names
 
     def __iter__(self):
-        """`router, gate = load_router(DIR, mixture)`: the two things Mixture.set_router takes."""
+        """`router, gate = load_router(DIR, mixture)`: the two things a `Routed` source holds."""
         return iter((self.router, self.gate))
 
     def bind(self, mixture) -> LoadedRouter:
@@ -83,10 +84,14 @@ class LoadedRouter:
         self.router.bind(mixture.model)
         return self
 
+    @property
+    def routed(self) -> Routed:
+        return Routed(self.router, self.gate)
+
     def attach(self, mixture):
         """Route `mixture` with this router."""
         self.bind(mixture)
-        mixture.set_router(self.router, self.gate)
+        mixture.use(self.routed)
         return mixture
 
 

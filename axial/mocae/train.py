@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from axial.config import Config
 from axial.errors import AxialError
+from axial.mixture.resolved import Routed, Static
 from axial.mocae.data import RoutingExample, routing_examples
 from axial.mocae.router import ARCHS, GRANULARITIES, SCOPES, MoCaERouter, task_vector_importance
 from axial.mocae.store import TRAIN_KEYS, key_hash, save_router
@@ -193,7 +194,7 @@ def collect_features(model, tok, mixture, examples: list[RoutingExample], *, gra
                     current["rows"], current["cols"] = rows.to(device), cols.to(device)
                     valid_rows.append(valid)
                 weights = F.one_hot(torch.tensor([e.label for e in batch]), k).float() if teacher_forcing else None
-                with mixture.weights(weights):
+                with mixture.using(Static(weights)):
                     model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False,
                           logits_to_keep=1)
     finally:
@@ -282,7 +283,7 @@ def lm_phase(model, tok, mixture, router: MoCaERouter, gate, examples: list[Rout
     order: list[int] = []
     history = []
     device = next(model.parameters()).device
-    mixture.set_router(router, gate)
+    mixture.use(Routed(router, gate))
     try:
         for step in tqdm(range(cfg.lm_steps), desc="router LM phase", unit="step"):
             if len(order) < cfg.lm_batch_size:
@@ -308,7 +309,7 @@ def lm_phase(model, tok, mixture, router: MoCaERouter, gate, examples: list[Rout
             history.append({"step": step + 1, "lm": float(out.loss), "total": float(loss),
                             **{n: float(v.detach()) for n, v in losses.items() if n != "total"}})
     finally:
-        mixture.set_router(None)
+        mixture.use(Static(None))
     return history
 
 

@@ -45,7 +45,7 @@ def load_prompt_pools(config) -> tuple[list[Prompt], list[Prompt]]:
     n_heldout_per_axis to the held-out pool. A prompt text is in at most one pool across all sources.
     """
     from axial.data import load_records
-    from axial.evaluate.stats import hash_order
+    from axial.stats import hash_order
 
     if not config.prompts:
         raise AxialError("MoraConfig.prompts: no prompt sources (give AXIS=SOURCE items)")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from axial.evaluate.stats import bootstrap_ci, paired_bootstrap_diff
 from axial.generate import GenerationConfig
 from axial.mora.prompts import Prompt
+from axial.stats import bootstrap_ci, paired_bootstrap_diff
 
 VARIANTS = ("base", "original", "rewritten")
 LABELS = {"base": "base model", "original": "aligned WITHOUT rewriting (ablation)",
@@ -25,17 +25,20 @@ LABELS = {"base": "base model", "original": "aligned WITHOUT rewriting (ablation
 COMPARISONS = (("base", "rewritten"), ("base", "original"), ("original", "rewritten"))
 
 
-def load_generator(config, adapter: Path | None):
-    """A generate(prompts, cfg) function for the base model, or the base with one PEFT adapter."""
-    from axial.models import load_model
-    from axial.mora.sample import hf_generator
+def load_generator(config, adapter: Path | None, base=None):
+    """A generate(prompts, cfg) function for the base model, or the base with one adapter, loaded as a variant
+    (axial.variants) exactly as `axial eval` / `serve` / `chat` load them. `base=(model, tok)` is reused."""
+    from axial.variants import VariantSpec, load_variant
 
-    model, tok = load_model(config.model, dtype=config.dtype)
-    if adapter is not None:
-        from peft import PeftModel
+    # One expert at weight 1 (`uniform` over a single expert) is the adapter applied as trained.
+    spec = VariantSpec(model=config.model, dtype=config.dtype, experts=[str(adapter)] if adapter else [],
+                       source="uniform" if adapter else "base")
+    variant = load_variant(spec, base=base)
 
-        model = PeftModel.from_pretrained(model, str(adapter)).eval()
-    return hf_generator(model, tok)
+    def generate(prompts, cfg: GenerationConfig) -> list[str]:
+        return variant.generate(prompts, cfg, progress=False)
+
+    return generate
 
 
 def variant_scores(config, variant: str, prompts: Sequence[Prompt], generate, judges: Mapping,
@@ -69,11 +72,20 @@ def report(config, heldout: Sequence[Prompt], adapters: Mapping[str, Path], out_
     judges = judges if judges is not None else load_judges(config)
     axes = list(judges)
     scored = {}
+    shared: list = []  # the base model, loaded once for every variant that needs generating
+
+    def base_model():
+        if not shared:
+            from axial.models import load_model
+
+            shared.append(load_model(config.model, dtype=config.dtype))
+        return shared[0]
+
     for variant in VARIANTS:
         adapter = adapters.get(variant)
 
         def gen(variant=variant, adapter=adapter):
-            return generate_for(variant, adapter) if generate_for else load_generator(config, adapter)
+            return generate_for(variant, adapter) if generate_for else load_generator(config, adapter, base_model())
 
         scored[variant] = variant_scores(config, variant, heldout, gen, judges,
                                          out_dir / f"generations_{variant}.jsonl")

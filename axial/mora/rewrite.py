@@ -288,7 +288,7 @@ def _rewrite_chunk(config, chunk, by_id, axes, names, template, generate, judges
 def unrelated_similarity(encoder: MeanPoolEncoder, texts: Sequence[str]) -> dict:
     """Mean cosine between each text and the next one in a fixed order (unrelated prompts): the floor any
     similarity threshold has to clear."""
-    from axial.evaluate.stats import bootstrap_ci
+    from axial.stats import bootstrap_ci
 
     if len(texts) < 2:
         return {"value": None, "ci95": [None, None], "n": 0}
@@ -298,7 +298,7 @@ def unrelated_similarity(encoder: MeanPoolEncoder, texts: Sequence[str]) -> dict
 
 
 def summarise(config, decisions: Sequence[Mapping], baseline: dict | None) -> dict:
-    from axial.evaluate.stats import bootstrap_ci
+    from axial.stats import bootstrap_ci
 
     cands = [c for d in decisions for c in d["candidates"]]
     sims = [c["similarity"] for c in cands if c["similarity"] is not None]

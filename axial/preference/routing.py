@@ -1,18 +1,22 @@
-"""HoE preference routing: a user's λ -> convex weights over the nearest anchors (w1) -> expert weights (w2).
+"""Preference routing: a user's λ -> convex weights over the nearest anchors (w1) -> expert weights (w2).
 
 An anchor is a preference λ^(a) bound to a way of weighting the mixture's experts, η_a:
   * fixed weights [K] (no router): a single axis expert is one-hot at its axis; a merged expert is one-hot
     at its anchor preference; without anything else an anchor's weights are its λ;
-  * a router (trained by axial.mocae on data weighted by the anchor's preference) + its GateConfig.
-For a user λ: take the N anchors nearest λ (default: the fewest that represent λ), solve min ||Σ w1_i λ^(i) − λ|| over the simplex (NNLS with the
-sum-to-one row appended), and use w2 = Σ w1_i η_i(x). With fixed-weight anchors only, w2 is a static vector
-(exact, foldable into W); with routers it is per token, still one forward pass.
+  * a router with its GateConfig (any axial.mixture.Router, e.g. one loaded with axial.mocae.load_router).
+For a user λ: take the N anchors nearest λ (default: the fewest that represent λ), solve
+min ||Σ w1_i λ^(i) − λ|| over the simplex (NNLS with the sum-to-one row appended), and use
+w2 = Σ w1_i η_i(x) (`anchor_mixture`, the one place it is computed). With fixed-weight anchors only, w2 is a
+static vector (exact, foldable into W); with routers it is per token, still one forward pass.
+
+With only the axis experts as anchors (the default), w2 = λ: that is linear interpolation of the experts'
+task vectors, not HoE; HoE's preference routing needs merged or router anchors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +26,9 @@ import torch
 from torch import nn
 
 from axial.errors import AxialError, DataError
-from axial.mixture import GateConfig, Mixture
+from axial.mixture.resolved import Routed, Static
+from axial.mixture.routing import GateConfig, Router
 from axial.preference.preference import Preference, parse_preference
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Anchor:
     name: str = ""
 
 
-def default_anchors(mixture: Mixture, axes: Sequence[str]) -> list[Anchor]:
+def default_anchors(mixture, axes: Sequence[str]) -> list[Anchor]:
     """One anchor per expert: an axis expert at its one-hot axis, a merged expert at its stored preference."""
     k = mixture.num_experts
     anchors = []
@@ -55,7 +58,7 @@ def default_anchors(mixture: Mixture, axes: Sequence[str]) -> list[Anchor]:
     return anchors
 
 
-def load_anchors(path: str | Path, mixture: Mixture, axes: Sequence[str] | None = None) -> list[Anchor]:
+def load_anchors(path: str | Path, mixture, axes: Sequence[str] | None = None) -> list[Anchor]:
     """Anchors from JSON: {"anchors": [{"preference": "helpful=0.5,harmless=0.5", "router": DIR | null,
     "weights": [K floats] | null, "name": str}]}. A router DIR is loaded with axial.mocae.load_router."""
     path = Path(path)
@@ -119,10 +122,11 @@ def convex_weights(target: Sequence[float], points: np.ndarray, n_nearest: int |
     return w1, residual
 
 
-class PreferenceRouter(nn.Module):
-    """w2(x) = Σ_i w1_i η_i(x) for per-row w1 [B, N]: the anchors' gated routers, mixed in one pass."""
+class PreferenceRouter(Router):
+    """w2(x) = Σ_i w1_i η_i(x) for per-row w1 [B, N] (or one row for the whole batch): the anchors' static weights
+    and gated routers, mixed in one pass."""
 
-    produces_weights = True
+    outputs_weights = True
 
     def __init__(self, anchors: Sequence[Anchor], w1: torch.Tensor, num_experts: int):
         super().__init__()
@@ -135,6 +139,21 @@ class PreferenceRouter(nn.Module):
         self.register_buffer("static", w1[:, fixed] @ eta if fixed else torch.zeros(w1.shape[0], num_experts))
         self.register_buffer("w1_routed", w1[:, routed])
 
+    def bind(self, model: nn.Module) -> None:
+        for r in self.routers:
+            r.bind(model)
+
+    def unbind(self) -> None:
+        for r in self.routers:
+            r.unbind()
+
+    @contextlib.contextmanager
+    def pool_over(self, mask):
+        with contextlib.ExitStack() as stack:
+            for r in self.routers:
+                stack.enter_context(r.pool_over(mask))
+            yield self
+
     def forward(self, hidden: torch.Tensor, layer_idx: int) -> torch.Tensor:
         b = hidden.shape[0]
         if self.static.shape[0] not in (1, b):
@@ -142,14 +161,15 @@ class PreferenceRouter(nn.Module):
                              f"has {b}")
         w2 = self.static[:, None, :].to(hidden.device).expand(b, hidden.shape[1], -1)
         for j, (router, gate) in enumerate(zip(self.routers, self.gates, strict=True)):
-            eta = gate(router(hidden, layer_idx))
+            eta = router(hidden, layer_idx)
+            eta = eta if router.outputs_weights else gate(eta)
             w2 = w2 + self.w1_routed[:, j, None, None].to(eta.device) * eta
         return w2
 
 
-def preference_plan(mixture: Mixture, preferences: Sequence[Preference], anchors: Sequence[Anchor] | None = None,
+def preference_plan(mixture, preferences: Sequence[Preference], anchors: Sequence[Anchor] | None = None,
                     n_nearest: int | None = None) -> tuple[list[Anchor], torch.Tensor]:
-    """(anchors, w1 [P, N]) for each preference; logs the anchors each preference uses."""
+    """(anchors, w1 [P, N]) for each preference; a preference the anchors cannot reach is an error."""
     axes = list(preferences[0].axes)
     if anchors is None:
         anchors = default_anchors(mixture, axes)
@@ -173,33 +193,23 @@ def preference_plan(mixture: Mixture, preferences: Sequence[Preference], anchors
     for p in preferences:
         w1, residual = convex_weights(p.vector(axes), points, n_nearest)
         if residual > 1e-6:
-            log.warning("preference %s lies outside the anchors' hull; the nearest representable preference is "
-                        "used (distance %.3g)", p, residual)
+            covered = [a.name or str(a.preference) for a in anchors]
+            raise AxialError(f"preference {p} is outside what the anchors span ({covered}; nearest reachable "
+                             f"point at distance {residual:.3g}): add an expert or anchor for its axes")
         rows.append(w1)
     return anchors, torch.tensor(np.array(rows), dtype=torch.float32)
 
 
-def static_weights(mixture: Mixture, preference: Preference, anchors: Sequence[Anchor] | None = None,
-                   n_nearest: int | None = None) -> list[float]:
-    """w2 for anchors without routers: a fixed expert-weight vector (what export folds into W)."""
-    anchors, w1 = preference_plan(mixture, [preference], anchors, n_nearest)
-    if any(a.router is not None for a in anchors):
-        raise AxialError("this preference routes through anchor routers, so its expert weights depend on the "
-                         "input and cannot be fixed")
-    eta = torch.tensor([a.weights for a in anchors])
-    return (w1[0] @ eta).tolist()
-
-
-def route_preference(mixture: Mixture, preferences: Preference | Sequence[Preference],
-                     anchors: Sequence[Anchor] | None = None, n_nearest: int | None = None) -> None:
-    """Set the mixture to follow one preference (global) or one per batch row."""
+def anchor_mixture(mixture, preferences: Preference | Sequence[Preference],
+                   anchors: Sequence[Anchor] | None = None, n_nearest: int | None = None) -> Static | Routed:
+    """What the mixture runs for one preference (global) or one per batch row: w2 = Σ w1_i η_i as static weights
+    when every anchor it uses is static, else a PreferenceRouter (which is where w1 @ η is computed, once)."""
     per_row = not isinstance(preferences, Preference)
     prefs = list(preferences) if per_row else [preferences]
     anchors, w1 = preference_plan(mixture, prefs, anchors, n_nearest)
-    if any(a.router is not None for a in anchors):
-        mixture.set_router(PreferenceRouter(anchors, w1 if per_row else w1[0], mixture.num_experts))
-        return
-    eta = torch.tensor([a.weights for a in anchors])
-    w2 = w1 @ eta
-    mixture.set_router(None)
-    mixture.set_weights(w2 if per_row else w2[0])
+    router = PreferenceRouter(anchors, w1, mixture.num_experts)
+    used = w1.abs().sum(0) > 0
+    if any(a.router is not None and used[i] for i, a in enumerate(anchors)):
+        return Routed(router)  # one preference ([1, N]) broadcasts over any batch size
+    # Every anchor this preference uses is static: w2 is the router's static part, exact and foldable.
+    return Static(router.static if per_row else router.static[0])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from axial.rewards.base import SPEC_HELP
+from axial.rewards.registry import SPEC_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, help="write the result JSON here"),
     ) -> None:
         """Agreement of a judge with human/GPT-4 labels on held-out (split=test) data, with a 95% CI."""
-        from axial.rewards.base import load_judge
+        from axial.rewards.registry import load_judge
         from axial.rewards.validate import format_validation, validate_judge
 
         result = validate_judge(load_judge(judge, axis=axis), axis, source=data, limit=limit)

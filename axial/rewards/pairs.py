@@ -54,7 +54,7 @@ def preference_pairs(axis: str, source: str, *, split: str, limit: int | None = 
     """Pairs from `source` on one side of the hash split. `limit` keeps a deterministic subset of PROMPTS
     (hash order, not file order, so it is not biased by how the file is sorted). Ties are left out."""
     from axial.data.readers import load_records
-    from axial.evaluate.stats import deterministic_subset
+    from axial.stats import deterministic_subset
 
     records = load_records(source, split=split, axis=axis).records
     if not records:

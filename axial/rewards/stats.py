@@ -1,6 +1,6 @@
 """Accuracy with a 95% CI for judge validation, clustered by prompt where several pairs share one.
 
-Builds on axial.evaluate.stats.bootstrap_ci (percentile bootstrap). Pairs that share a prompt (TruthfulQA gives
+Builds on axial.stats.bootstrap_ci (percentile bootstrap). Pairs that share a prompt (TruthfulQA gives
 several correct x incorrect pairs per question) are not independent, so we resample whole groups and take the
 pooled mean (sum of wins / number of pairs) of each resample; a per-pair bootstrap would give too narrow a CI.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from axial.evaluate.stats import bootstrap_ci
+from axial.stats import bootstrap_ci
 
 
 def _pooled_mean(rows: np.ndarray) -> float:

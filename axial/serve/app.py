@@ -3,15 +3,16 @@
     POST /v1/chat/completions, /v1/completions   (stream=True: server-sent events)
     GET  /v1/models, /health, /metrics
 
-Per request the mixture weights come from the model name (`embedded` = the base model, `embedded:<preset>`
-= a fixed preference) or from `"axial": {"preference": {...}}` / `"axial": {"routing": "mocae"}` in the body
-(the OpenAI client's `extra_body`).
+Per request the mixture weights come from a weight source (axial.sources): named by the model
+(`embedded` = the base model, `embedded:<name>` = a declared source or default preset) or given in the body
+(the OpenAI client's `extra_body`) as `"axial": {"source": "pref:helpful=0.7,harmless=0.3"}` (any source
+string; sources that read files only if declared at start-up) or `"axial": {"preference": {...}}`. Requests
+with different sources, static or routed, share batches (one source per row).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import json
 import logging
@@ -19,51 +20,51 @@ import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
-import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from axial.axes import axis_names, load_axes
 from axial.errors import AxialError
-from axial.preference import parse_preference, preference_plan
+from axial.mixture.resolved import Routed, WeightSource
 from axial.serve import protocol as p
 from axial.serve.config import ServeConfig
 from axial.serve.engine import Engine, GenRequest
 from axial.serve.metrics import Metrics
 from axial.serve.scheduler import Draining, QueueFull, Row, Scheduler
+from axial.sources import Base, Pref, Source, parse_source
 
 log = logging.getLogger("axial.serve")
 
 
-def default_presets(expert_names: Sequence[str], axes: Sequence[str]) -> dict[str, dict[str, float]]:
+def default_presets(expert_names: Sequence[str], axes: Sequence[str]) -> dict[str, str]:
     """One preset per axis expert, `balanced` (equal weights) and, with a harmless expert, `safe`."""
     names = [n for n in expert_names if n in axes]
-    presets = {n: {n: 1.0} for n in names}
+    presets = {n: f"pref:{n}=1" for n in names}
     if len(names) > 1:
-        presets["balanced"] = {n: 1.0 for n in names}
+        presets["balanced"] = "pref:" + ",".join(f"{n}=1" for n in names)
         if "harmless" in names:
             # Mostly harmless, the rest shared: refuses harm but still answers ordinary requests.
             rest = [n for n in names if n != "harmless"]
-            presets["safe"] = {"harmless": 0.6, **{n: 0.4 / len(rest) for n in rest}}
+            presets["safe"] = "pref:harmless=0.6," + ",".join(f"{n}={0.4 / len(rest):.10g}" for n in rest)
     return presets
 
 
-@dataclass
-class _Route:
-    weights: tuple[float, ...] | None
-    routing: str
+def describe(name: str, source: WeightSource, resolved, expert_names: Sequence[str]) -> dict:
+    """What a reply says about the weights it was generated with (`name`: how to call a source that is not
+    a parseable one, e.g. a router object handed to the Engine)."""
+    spec = source.spec() if isinstance(source, Source) else name
+    if isinstance(resolved, Routed):
+        return {"source": spec, "routing": "routed"}
+    if resolved.weights is None:
+        return {"source": spec, "routing": "base"}
+    import torch
 
-    def describe(self, expert_names: Sequence[str]) -> dict:
-        if self.routing == "mocae":
-            return {"routing": "mocae"}
-        if self.weights is None:
-            return {"routing": "base"}
-        # Rounded: the weights come out of float32 solves, and 0.6000000238 helps nobody reading a reply.
-        return {"routing": "preference",
-                "weights": {n: round(w, 6) for n, w in zip(expert_names, self.weights, strict=True)}}
+    w = torch.as_tensor(resolved.weights, dtype=torch.float32).tolist()
+    # Rounded: the weights come out of float32 solves, and 0.6000000238 helps nobody reading a reply.
+    return {"source": spec, "routing": "static",
+            "weights": {n: round(float(x), 6) for n, x in zip(expert_names, w, strict=True)}}
 
 
 class ServerState:
@@ -74,44 +75,36 @@ class ServerState:
         self.scheduler = Scheduler(engine, self.metrics, max_batch=config.max_batch, max_queue=config.max_queue,
                                    batch_window_s=config.batch_window_ms / 1000)
         self.axes = axis_names(load_axes(config.axes))
-        # Clients repeat a handful of preferences; caching keeps the NNLS solve off the event loop's hot path.
-        self._weights_for = functools.lru_cache(maxsize=4096)(self._solve_preference)
         self.base_name = config.name or engine.name
-        presets = config.presets or default_presets(engine.expert_names, self.axes)
-        self.models: dict[str, _Route] = {self.base_name: _Route(None, "weights")}
-        for preset, pref in presets.items():
+        # model id -> source. Defaults first, so a declared source of the same name replaces a default.
+        named: dict[str, WeightSource] = {}
+        if engine.mixture is not None:
+            for preset, spec in default_presets(engine.expert_names, self.axes).items():
+                named[preset] = parse_source(spec, axes=self.axes)
+        named.update(engine.sources)
+        self.models: dict[str, WeightSource] = {self.base_name: Base()}
+        for preset, source in named.items():
             try:
-                weights = self.preference_weights(pref, f"ServeConfig.presets.{preset}")
+                self.resolve(source, f"ServeConfig.sources.{preset}")
             except p.APIError as e:
                 raise AxialError(e.message) from None
-            self.models[f"{self.base_name}:{preset}"] = _Route(weights, "weights")
-        if engine.has_router:
-            self.models[f"{self.base_name}:mocae"] = _Route(None, "mocae")
+            self.models[f"{self.base_name}:{preset}"] = source
+        # Sources that read files may be named by a request only if the operator declared them.
+        self.declared = {s.spec(): s for s in named.values() if isinstance(s, Source)}
 
-    def preference_weights(self, pref: dict, param: str) -> tuple[float, ...]:
-        """A preference over axes -> expert weights, by HoE preference routing over the experts' anchors
-        (axis experts at their axis, merged experts at their stored preference)."""
+    def resolve(self, source: WeightSource, param: str):
+        """The source's Static/Routed form for this server's experts; a 400 naming `param` if it has none."""
         if self.engine.mixture is None:
+            if isinstance(source, Base):
+                return source.resolve(None)
             raise p.APIError(400, f"{param}: this server has no experts loaded (start it with --experts)",
                              param=param)
-        return self._weights_for(tuple(sorted(pref.items())), param)
-
-    def _solve_preference(self, items: tuple[tuple[str, float], ...], param: str) -> tuple[float, ...]:
-        mixture = self.engine.mixture
         try:
-            preference = parse_preference(dict(items), self.axes)
-            anchors, w1 = preference_plan(mixture, [preference])
+            return self.engine.mixture.resolve(source)
         except AxialError as e:
             field = re.search(r"field '([^']+)'", str(e))
-            where = f"{param}.{field[1]}" if field else param
+            where = f"{param}.{field[1]}" if field and param.endswith("preference") else param
             raise p.APIError(400, f"{where}: {e}", param=where) from None
-        reached = w1[0] @ torch.tensor([a.preference.vector(preference.axes) for a in anchors])
-        if not torch.allclose(reached, torch.tensor(preference.values), atol=1e-4):
-            covered = sorted({a.name or str(a.preference) for a in anchors})
-            raise p.APIError(400, f"{param}: {preference} is outside what this server's experts span "
-                             f"(anchors: {covered})", param=param)
-        eta = torch.tensor([a.weights for a in anchors])
-        return tuple((w1[0] @ eta).tolist())
 
     def begin_shutdown(self) -> None:
         self.scheduler.drain(self.config.drain_timeout_s)
@@ -127,32 +120,52 @@ class ServerState:
             raise p.APIError(401, "missing or invalid API key; send 'Authorization: Bearer <key>'",
                              code="invalid_api_key")
 
-    def route(self, req: p.ChatRequest | p.CompletionRequest) -> _Route:
+    def route(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[WeightSource, object]:
+        """(source, its resolved form) for a request: from the model name, or from the body's `axial` options."""
         if req.model not in self.models:
             raise p.APIError(400, f"model: unknown model '{req.model}'; served: {sorted(self.models)}",
                              param="model", code="model_not_found")
-        route = self.models[req.model]
         opts = req.axial
-        if opts is None or (opts.preference is None and opts.routing is None):
-            return route
+        if opts is not None and opts.routing == "preference":
+            if opts.preference is None:
+                raise p.APIError(400, "axial.preference: routing 'preference' needs a preference",
+                                 param="axial.preference")
+            opts = opts.model_copy(update={"routing": None})
+        given = [k for k in ("source", "preference", "routing") if opts is not None and getattr(opts, k) is not None]
+        if not given:
+            source = self.models[req.model]
+            return source, self.resolve(source, "model")
         if req.model != self.base_name:
             raise p.APIError(400, f"axial: model '{req.model}' already fixes the weights; send options in "
                              f"'axial' only with the base model '{self.base_name}'", param="axial")
-        if opts.routing == "mocae":
-            if opts.preference is not None:
-                raise p.APIError(400, "axial.routing: 'mocae' and a preference exclude each other",
-                                 param="axial.routing")
-            if not self.engine.has_router:
-                raise p.APIError(400, "axial.routing: this server has no MoCaE router (start it with --router)",
-                                 param="axial.routing")
-            return _Route(None, "mocae")
-        if opts.preference is None:
-            raise p.APIError(400, "axial.preference: routing 'preference' needs a preference",
-                             param="axial.preference")
-        return _Route(self.preference_weights(opts.preference, "axial.preference"), "weights")
+        if len(given) > 1:
+            raise p.APIError(400, f"axial.{given[1]}: give one of axial.source, axial.preference or axial.routing",
+                             param=f"axial.{given[1]}")
+        if opts.routing is not None:  # the pre-`source` spelling: "mocae" = the source declared as `mocae`
+            source = self.models.get(f"{self.base_name}:mocae") if opts.routing == "mocae" else None
+            if source is None:
+                raise p.APIError(400, "axial.routing: this server has no MoCaE router (start it with "
+                                 "--source mocae=mocae:DIR); prefer axial.source", param="axial.routing")
+            return source, self.resolve(source, "axial.routing")
+        if opts.preference is not None:
+            try:
+                source = Pref.of(opts.preference, axes=self.axes)
+            except AxialError as e:
+                field = re.search(r"field '([^']+)'", str(e))
+                where = f"axial.preference.{field[1]}" if field else "axial.preference"
+                raise p.APIError(400, f"{where}: {e}", param=where) from None
+            return source, self.resolve(source, "axial.preference")
+        try:
+            source = parse_source(opts.source, axes=self.axes)
+        except AxialError as e:
+            raise p.APIError(400, f"axial.source: {e}", param="axial.source") from None
+        if source.reads_files and source.spec() not in self.declared:
+            raise p.APIError(400, f"axial.source: '{source}' reads files on the server; only sources declared at "
+                             f"start-up may (declared: {sorted(self.declared)})", param="axial.source")
+        return source, self.resolve(self.declared.get(source.spec(), source), "axial.source")
 
-    async def prepare(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[GenRequest, _Route]:
-        route = self.route(req)
+    async def prepare(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[GenRequest, dict]:
+        source, resolved = self.route(req)
         if isinstance(req, p.ChatRequest):
             messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                         for m in req.messages]
@@ -179,10 +192,10 @@ class ServerState:
             raise p.APIError(400, f"{budget_param}: {len(ids)} prompt tokens + {max_tokens} new tokens exceed "
                              f"the context of {context}", param=budget_param, code="context_length_exceeded")
         temperature = 0.0 if req.temperature is None else req.temperature
-        gen = GenRequest(prompt_ids=tuple(ids), max_tokens=max_tokens, weights=route.weights,
-                         routing=route.routing, temperature=temperature,
+        gen = GenRequest(prompt_ids=tuple(ids), max_tokens=max_tokens, source=source, temperature=temperature,
                          top_p=1.0 if req.top_p is None else req.top_p, stop=tuple(req.stop or ()))
-        return gen, route
+        name = next((m for m, s in self.models.items() if s is source), req.model)
+        return gen, describe(name, source, resolved, self.engine.expert_names)
 
     def submit(self, gen: GenRequest) -> Row:
         try:
@@ -246,7 +259,8 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
     @app.get("/v1/models", dependencies=auth)
     async def models():
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "axial",
-                 "axial": route.describe(engine.expert_names)} for name, route in state.models.items()]
+                 "axial": describe(name, source, state.resolve(source, "model"), engine.expert_names)}
+                for name, source in state.models.items()]
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", dependencies=auth)
@@ -268,10 +282,9 @@ async def _json(request: Request):
 
 
 async def _complete(state: ServerState, request: Request, req, *, chat: bool):
-    gen, route = await state.prepare(req)
+    gen, info = await state.prepare(req)
     row = state.submit(gen)
     rid = p.new_id("chatcmpl" if chat else "cmpl")
-    info = route.describe(state.engine.expert_names)
     n_prompt = len(gen.prompt_ids)
     if req.stream:
         usage = bool(req.stream_options and req.stream_options.include_usage)

@@ -13,13 +13,14 @@ from axial.errors import AxialError
 class ServeConfig(Config):
     model: str = "embedded"
     experts: list[str] = field(default_factory=list)
-    router: str | None = None
     axes: str | None = None  # axes YAML/JSON file; None = the built-in axes
-    # The model id clients send for the base model; presets are served as "<name>:<preset>".
+    # The model id clients send for the base model; sources are served as "<name>:<source name>".
     # Empty: the model spec itself (a folder's basename).
     name: str = ""
-    # preset name -> preference ({axis: weight}); empty: one preset per expert, "balanced" and "safe".
-    presets: dict[str, dict[str, float]] = field(default_factory=dict)
+    # source name -> weight source (axial.sources grammar), served as "<name>:<source name>" beside the default
+    # presets (one per axis expert, "balanced", "safe"; a declared name replaces a default of the same name).
+    # Sources that read files (mocae:DIR, pref:...?anchors=FILE) can only be used by requests if declared here.
+    sources: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch: int = 16
@@ -43,7 +44,7 @@ class ServeConfig(Config):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
                 raise AxialError(f"ServeConfig.{key}: must be a finite number >= 0, got {value}")
-        for preset, pref in self.presets.items():
-            if not preset or ":" in preset or not isinstance(pref, dict):
-                raise AxialError(f"ServeConfig.presets: '{preset}' must be a name without ':' mapping to "
-                                 "{axis: weight}")
+        for name, spec in self.sources.items():
+            if not name or ":" in name or not isinstance(spec, str) or not spec.strip():
+                raise AxialError(f"ServeConfig.sources: '{name}' must be a name without ':' mapping to a source "
+                                 "string (e.g. safe=pref:harmless=0.6,helpful=0.4)")

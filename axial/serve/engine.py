@@ -22,6 +22,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from axial.generate import chat_prompt_text
+from axial.mixture.resolved import Static, WeightSource
 
 
 @dataclass(frozen=True)
@@ -30,18 +31,18 @@ class GenRequest:
 
     prompt_ids: tuple[int, ...]
     max_tokens: int
-    # One weight per expert in `Engine.expert_names` order; None = the base model alone (w = 0).
-    weights: tuple[float, ...] | None = None
-    routing: str = "weights"  # "weights" | "mocae"
+    # Any weight source (axial.sources); the base model alone by default. Static and routed sources share
+    # batches: the mixture gives every row its own source (Mixture.use_rows).
+    source: WeightSource = Static(None)
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
 
     @property
     def batch_key(self) -> tuple:
-        # `generate` takes one sampling config and one routing mode per call, so only requests that agree on
-        # them share a batch; weights, prompts, budgets and stops may differ per row.
-        return (self.routing, self.temperature, self.top_p if self.temperature > 0 else 1.0)
+        # `generate` takes one sampling config per call, so only requests that agree on it share a batch;
+        # sources, prompts, budgets and stops may differ per row.
+        return (self.temperature, self.top_p if self.temperature > 0 else 1.0)
 
 
 class RowSink(Protocol):
@@ -58,14 +59,18 @@ class RowSink(Protocol):
 
 
 class Engine:
-    """A loaded model (+ optional expert mixture and MoCaE router) that generates batches of rows."""
+    """A loaded model (+ optional expert mixture) that generates batches of rows, one weight source per row.
 
-    def __init__(self, model, tokenizer, *, name: str, mixture=None, router=None, gate=None):
+    `sources` are named sources the server offers (as `<name>:<source name>` models and to requests that name
+    them); `load_engine` fills them from `ServeConfig.sources`.
+    """
+
+    def __init__(self, model, tokenizer, *, name: str, mixture=None, sources: dict[str, WeightSource] | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.mixture = mixture
-        self.router, self.gate = router, gate
+        self.sources = dict(sources or {})
         self.expert_names: list[str] = list(mixture.expert_names) if mixture is not None else []
         self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
         eos = model.generation_config.eos_token_id
@@ -104,21 +109,12 @@ class Engine:
                     pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids))
         finally:
             if self.mixture is not None:
-                self.mixture.set_router(None)
-                self.mixture.set_weights(None)
+                self.mixture.use(Static(None))
         tracker.close_all("length")
 
-    @property
-    def has_router(self) -> bool:
-        return self.router is not None
-
     def _route(self, reqs: Sequence[GenRequest]) -> None:
-        if self.mixture is None:
-            return
-        self.mixture.set_router(self.router if reqs[0].routing == "mocae" else None, self.gate)
-        k = len(self.expert_names)
-        rows = [list(r.weights) if r.weights is not None else [0.0] * k for r in reqs]
-        self.mixture.set_weights(rows if any(r.weights is not None for r in reqs) else None)
+        if self.mixture is not None:
+            self.mixture.use_rows([r.source for r in reqs])
 
 
 class _RowTracker(StoppingCriteria):

@@ -48,9 +48,11 @@ class ChatMessage(_Strict):
 
 
 class AxialOptions(_Strict):
-    """`extra_body={"axial": {...}}`: where this request's mixture weights come from."""
+    """`extra_body={"axial": {...}}`: where this request's mixture weights come from (one of the three)."""
 
+    source: str | None = None  # any axial.sources string, e.g. "pref:helpful=0.7,harmless=0.3"
     preference: dict[str, float] | None = None
+    # The pre-`source` spellings: "mocae" = the source declared as `mocae`; "preference" = use `preference`.
     routing: Literal["preference", "mocae"] | None = None
 
 

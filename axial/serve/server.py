@@ -21,16 +21,30 @@ def served_name(spec: str) -> str:
 
 
 def load_engine(config: ServeConfig) -> Engine:
-    """The base model with the experts attached (and the MoCaE router loaded, not yet active)."""
+    """The base model with the experts attached and every declared source resolved (routers loaded once, not
+    yet active), so a bad source fails at start-up, not on the first request."""
+    from axial.axes import axis_names, load_axes
+    from axial.sources import parse_source
     from axial.variants import VariantSpec, load_variant
 
-    if config.router and not config.experts:
-        raise AxialError("ServeConfig.router: a MoCaE router routes between experts; give --experts too")
-    source = f"mocae:{config.router}" if config.router else "base"
-    variant = load_variant(VariantSpec(model=config.model, experts=config.experts, source=source,
+    axes = axis_names(load_axes(config.axes))
+    sources = {}
+    for name, spec in config.sources.items():
+        try:
+            sources[name] = parse_source(spec, axes=axes)
+        except AxialError as e:
+            raise AxialError(f"ServeConfig.sources.{name}: {e}") from None
+    if sources and not config.experts:
+        raise AxialError(f"ServeConfig.sources: {sorted(sources)} mix experts; give --experts too")
+    variant = load_variant(VariantSpec(model=config.model, experts=config.experts, source="base",
                                        dtype=config.dtype, device=config.device))
+    for name, source in sources.items():
+        try:
+            variant.mixture.resolve(source)
+        except AxialError as e:
+            raise AxialError(f"ServeConfig.sources.{name}: {e}") from None
     return Engine(variant.model, variant.tokenizer, name=config.name or served_name(config.model),
-                  mixture=variant.mixture, router=variant.router, gate=variant.gate)
+                  mixture=variant.mixture, sources=sources)
 
 
 def serve(config: ServeConfig, api_keys: Sequence[str] = ()) -> None:

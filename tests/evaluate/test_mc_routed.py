@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from axial.evaluate.truthfulqa_mc import MCScorer
-from axial.mixture import GateConfig, Mixture
+from axial.mixture import GateConfig, Mixture, Routed
 from axial.mixture.testing import write_random_adapter
 from axial.mocae.router import MoCaERouter
 from axial.testing import tiny_llama
@@ -20,7 +20,7 @@ def routed(tmp_path):
     for p in router.parameters():  # a soft router, so that what it pools over changes the weights
         torch.nn.init.normal_(p, std=0.1)
     router.bind(model)
-    mixture.set_router(router, GateConfig())
+    mixture.use(Routed(router, GateConfig()))
     return model, tok, router
 
 

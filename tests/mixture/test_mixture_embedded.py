@@ -2,7 +2,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from axial.mixture import Mixture
+from axial.mixture import Mixture, Static
 from axial.mixture.testing import write_random_adapter
 from axial.models import load_model
 
@@ -21,12 +21,12 @@ def test_mixture_on_the_embedded_model_matches_peft_and_the_kv_cache(embedded, t
     mix = Mixture.attach(model, adapters)
     try:
         with torch.no_grad():
-            mix.set_weights([0.0, 1.0])
+            mix.use(Static([0.0, 1.0]))
             ours = model(**x).logits
             ref = PeftModel.from_pretrained(fresh(), str(adapters[1])).eval()(**x).logits
             torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
 
-            mix.set_weights([[1.0, 0.0], [0.3, 0.7]])
+            mix.use(Static([[1.0, 0.0], [0.3, 0.7]]))
             ids = tok(["Hello there", "Good night"], return_tensors="pt")["input_ids"]
             cached = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
                                     do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None)

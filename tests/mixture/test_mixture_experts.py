@@ -5,7 +5,7 @@ import torch
 from peft import PeftModel
 
 from axial.errors import AxialError
-from axial.mixture import Mixture, experts_from_finetuned, load_lora_expert, save_expert
+from axial.mixture import Mixture, Static, experts_from_finetuned, load_lora_expert, save_expert
 from axial.mixture.testing import write_random_adapter
 from axial.testing import tiny_llama
 
@@ -43,7 +43,7 @@ def test_svd_expert_reproduces_a_low_rank_finetune():
     assert expert.meta["untracked_delta_fraction"] == 0.0
     model = fresh()
     mix = Mixture.attach(model, [expert])
-    mix.set_weights([1.0])
+    mix.use(Static([1.0]))
     x = torch.randint(0, 250, (2, 6))
     torch.testing.assert_close(out(model, x), out(ft, x), atol=1e-4, rtol=0)
 
@@ -67,7 +67,7 @@ def test_saved_expert_is_a_plain_peft_adapter(tmp_path):
     folder = save_expert(expert, tmp_path / "svd")
     x = torch.randint(0, 250, (2, 6))
     model = fresh()
-    Mixture.attach(model, [expert]).set_weights([1.0])
+    Mixture.attach(model, [expert]).use(Static([1.0]))
     peft_model = PeftModel.from_pretrained(fresh(), str(folder)).eval()
     torch.testing.assert_close(out(peft_model, x), out(model, x), atol=1e-5, rtol=0)
     again = load_lora_expert(folder)
@@ -83,7 +83,7 @@ def test_save_with_different_ranks_uses_rank_pattern(tmp_path):
     cfg = json.loads((folder / "adapter_config.json").read_text())
     assert {cfg["r"], *cfg["rank_pattern"].values()} == {1, 2} and len(cfg["rank_pattern"]) == 1
     model = fresh()
-    Mixture.attach(model, [expert]).set_weights([1.0])
+    Mixture.attach(model, [expert]).use(Static([1.0]))
     x = torch.randint(0, 250, (1, 5))
     peft_model = PeftModel.from_pretrained(fresh(), str(folder)).eval()
     torch.testing.assert_close(out(peft_model, x), out(model, x), atol=1e-5, rtol=0)
@@ -112,6 +112,6 @@ def test_experts_from_finetuned_cli(tiny_model_dir, tmp_path):
     expert = load_lora_expert(tmp_path / "svd")
     assert expert.name == "honest" and expert.meta["max_relative_error"] < 1e-5
     model = fresh()
-    Mixture.attach(model, [expert]).set_weights([1.0])
+    Mixture.attach(model, [expert]).use(Static([1.0]))
     x = torch.randint(0, 250, (1, 6))
     torch.testing.assert_close(out(model, x), out(ft, x), atol=1e-4, rtol=0)

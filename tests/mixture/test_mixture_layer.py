@@ -5,7 +5,7 @@ import torch
 from peft import PeftModel
 
 from axial.errors import AxialError
-from axial.mixture import GateConfig, LinearRouter, Mixture, MixtureLinear, load_experts
+from axial.mixture import GateConfig, LinearRouter, Mixture, MixtureLinear, Routed, Static, load_experts
 from axial.mixture.testing import write_random_adapter
 from axial.testing import tiny_llama
 
@@ -62,7 +62,7 @@ def test_one_hot_equals_peft_for_each_adapter(mixed, adapters):
     for i, adapter in enumerate(adapters):
         w = [0.0] * 3
         w[i] = 1.0
-        with mix.weights(w):
+        with mix.using(Static(w)):
             ours = logits(model, x)
         ref = peft_logits(adapter, x)
         assert not torch.allclose(ref, base, atol=1e-3)  # the adapter really changes the output
@@ -80,7 +80,7 @@ def test_global_weights_are_output_level_mixing_without_cross_terms(mixed, adapt
         peft_layer = PeftModel.from_pretrained(fresh(), str(adapter)).get_submodule(f"base_model.model.{Q}")
         with torch.no_grad():
             expected += w[k] * (peft_layer(x) - base)
-    with mix.weights(w), torch.no_grad():
+    with mix.using(Static(w)), torch.no_grad():
         torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=0)
 
 
@@ -88,10 +88,10 @@ def test_per_row_weights_equal_each_row_alone(mixed):
     model, mix = mixed
     x = ids(batch=3)
     rows = [[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.0, 0.0, 2.0]]
-    with mix.weights(rows):
+    with mix.using(Static(rows)):
         batched = logits(model, x)
     for i, w in enumerate(rows):
-        with mix.weights(w):
+        with mix.using(Static(w)):
             alone = logits(model, x[i:i + 1])
         torch.testing.assert_close(batched[i:i + 1], alone, atol=1e-4, rtol=0)
 
@@ -99,7 +99,7 @@ def test_per_row_weights_equal_each_row_alone(mixed):
 def test_none_weights_are_the_base_model_exactly(mixed):
     model, mix = mixed
     x = ids()
-    mix.set_weights(None)
+    mix.use(Static(None))
     assert torch.equal(logits(model, x), logits(fresh(), x))
 
 
@@ -136,13 +136,13 @@ def test_generate_with_kv_cache_matches_no_cache_greedy_loop(mixed, source):
     model, mix = mixed
     x = ids(batch=2, length=6, seed=4)
     if source == "per_row":
-        mix.set_weights([[0.9, 0.1, 0.0], [0.0, 0.3, 1.2]])
+        mix.use(Static([[0.9, 0.1, 0.0], [0.0, 0.3, 1.2]]))
     else:
         torch.manual_seed(0)
         router = LinearRouter(64, 3, num_layers=2)
         for h in router.heads:
             torch.nn.init.normal_(h.weight, std=1.0)
-        mix.set_router(router, GateConfig(temperature=0.5))
+        mix.use(Routed(router, GateConfig(temperature=0.5)))
     expected = greedy_without_cache(model, x, 8)
     with torch.no_grad():
         got = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=8, do_sample=False,
@@ -157,12 +157,12 @@ def test_router_with_constant_logits_equals_static_weights(mixed):
     x = ids()
     gate = GateConfig(temperature=2.0, importance=[1.0, 0.5, 2.0])
     static = torch.softmax(torch.tensor([1.0, -0.5, 0.2]) / 2.0, 0) * torch.tensor([1.0, 0.5, 2.0])
-    with mix.weights(static):
+    with mix.using(Static(static)):
         expected = logits(model, x)
-    mix.set_router(router, gate)
+    mix.use(Routed(router, gate))
     torch.testing.assert_close(logits(model, x), expected, atol=1e-5, rtol=0)
-    mix.set_router(None)
-    with mix.weights(static):
+    mix.use(Static(None))
+    with mix.using(Static(static)):
         torch.testing.assert_close(logits(model, x), expected, atol=0, rtol=0)
 
 
@@ -176,19 +176,19 @@ def test_gate_top_k_renormalises():
 def test_bad_weights_are_refused_with_a_clear_error(mixed):
     model, mix = mixed
     with pytest.raises(AxialError, match="K=3"):
-        mix.set_weights([1.0, 0.0])
+        mix.use(Static([1.0, 0.0]))
     with pytest.raises(AxialError, match="unknown expert"):
-        mix.set_weights({"helpfull": 1.0})
+        mix.use(Static({"helpfull": 1.0}))
     with pytest.raises(AxialError, match="finite"):
-        mix.set_weights([float("nan"), 0, 0])
-    mix.set_weights([[1, 0, 0], [0, 1, 0]])
+        mix.use(Static([float("nan"), 0, 0]))
+    mix.use(Static([[1, 0, 0], [0, 1, 0]]))
     with pytest.raises(AxialError, match="2 rows but the batch has 3"):
         logits(model, ids(batch=3))
 
 
 def test_dict_weights_fill_missing_experts_with_zero(mixed):
     _, mix = mixed
-    mix.set_weights({"harmless": 0.5})
+    mix.use(Static({"harmless": 0.5}))
     assert mix.current_weights.tolist() == [0.0, 0.5, 0.0]
 
 
@@ -222,23 +222,6 @@ def test_target_modules_restricts_what_is_replaced(adapters):
     model = fresh()
     mix = Mixture.attach(model, adapters, target_modules=["v_proj"])
     assert sorted(mix.modules) == ["model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.v_proj"]
-
-
-def test_generate_responses_with_per_prompt_weights(mixed):
-    from axial.generate import GenerationConfig, generate_responses
-
-    model, mix = mixed
-    tok = tiny_llama(seed=0)[1]
-    prompts = ["abcd", "wxyz", "pqrs"]
-    per_prompt = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.3, 0.3, 0.4]]
-    cfg = GenerationConfig(max_new_tokens=6, batch_size=3)
-    batched = generate_responses(model, tok, prompts, cfg, progress=False, row_kwargs=mix.row_weights(per_prompt))
-    alone = []
-    for p, w in zip(prompts, per_prompt, strict=True):
-        mix.set_weights(w)
-        alone.append(generate_responses(model, tok, [p], cfg, progress=False)[0])
-    assert batched == alone
-    assert len(set(alone)) > 1  # the weights matter, so a mix-up of rows would show
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 4, 3)])

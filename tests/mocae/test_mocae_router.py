@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from axial.errors import AxialError
-from axial.mixture import GateConfig, Mixture, load_experts
+from axial.mixture import GateConfig, Mixture, Routed, Static, load_experts
 from axial.mocae.calibration import TemperatureScaling
 from axial.mocae.router import MoCaERouter, task_vector_importance
 from axial.testing import tiny_llama
@@ -75,7 +75,7 @@ def test_generate_with_kv_cache_matches_no_cache(expert_dirs, granularity, top_k
     mixture = Mixture.attach(model, expert_dirs)
     r = _router(granularity=granularity, scope="per_layer")
     r.w1.data *= 5  # decisive, input-dependent routing
-    mixture.set_router(r, GateConfig(top_k=top_k))
+    mixture.use(Routed(r, GateConfig(top_k=top_k)))
     r.bind(model)
     enc = tok(["hello there", "hi"], return_tensors="pt", padding=True, padding_side="left")
     with torch.no_grad():
@@ -99,8 +99,8 @@ def test_generate_with_kv_cache_matches_no_cache(expert_dirs, granularity, top_k
     gates = mixture.state.gates[0]
     if top_k == 1:
         assert ((gates > 0).sum(-1) == 1).all()
-    with mixture.weights(None):
-        mixture.set_router(None)
+    with mixture.using(Static(None)):
+        mixture.use(Static(None))
         base = model.generate(**enc, max_new_tokens=6, do_sample=False)
     assert not torch.equal(base, cached)  # the experts did change the output
     r.unbind()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from axial.errors import AxialError
-from axial.mixture import Mixture
+from axial.mixture import Mixture, Routed
 from axial.mocae import load_router
 from axial.mocae.data import routing_examples
 from axial.mocae.router import MoCaERouter
@@ -69,7 +69,7 @@ def test_train_save_load_roundtrip(tmp_path, expert_dirs, separable_data, granul
     assert loaded.expert_names == NAMES and loaded.gate.top_k == 1 and len(loaded.gate.importance) == 3
     mixture = Mixture.attach(model, loaded.expert_dirs)
     router, gate = load_router(out, mixture)  # the variants' calling convention
-    mixture.set_router(router, gate)
+    mixture.use(Routed(router, gate))
     enc = tok(["alpha alpha item 1"], return_tensors="pt")
     with torch.no_grad():
         model.generate(**enc, max_new_tokens=3, do_sample=False)

@@ -2,16 +2,15 @@ import pytest
 import torch
 
 from axial.errors import AxialError
-from axial.mixture import GateConfig, LinearRouter, Mixture, load_experts, save_expert
+from axial.mixture import GateConfig, LinearRouter, Mixture, Routed, Static, load_experts, save_expert
 from axial.mixture.testing import write_random_adapter
 from axial.preference import (
     Anchor,
     MergeConfig,
     anchor_experts,
+    anchor_mixture,
     merge_experts,
     parse_preference,
-    route_preference,
-    static_weights,
 )
 from axial.testing import tiny_llama
 
@@ -39,11 +38,17 @@ def ids(batch=3, length=6):
     return torch.randint(0, 250, (batch, length), generator=torch.Generator().manual_seed(1))
 
 
+def static_weights(mix, p, anchors=None):
+    resolved = anchor_mixture(mix, p, anchors)
+    assert isinstance(resolved, Static)
+    return resolved.weights.tolist()
+
+
 def test_axis_experts_alone_give_w2_equal_to_lambda(axis_adapters):
     mix = Mixture.attach(fresh(), axis_adapters)
     p = parse_preference("helpful=0.6,harmless=0.1,honest=0.3")
     assert static_weights(mix, p) == pytest.approx([0.6, 0.1, 0.3], abs=1e-6)
-    route_preference(mix, p)
+    mix.use(anchor_mixture(mix, p))
     assert mix.current_weights.tolist() == pytest.approx([0.6, 0.1, 0.3], abs=1e-6)
 
 
@@ -52,18 +57,17 @@ def test_a_mixed_preference_batch_equals_each_preference_alone(axis_adapters):
     mix = Mixture.attach(model, axis_adapters)
     prefs = [parse_preference(s) for s in ("helpful=1", "helpful=0.7,harmless=0.3", "harmless=0.2,honest=0.8")]
     x = ids(batch=3)
-    route_preference(mix, prefs)
+    mix.use(anchor_mixture(mix, prefs))
     batched = logits(model, x)
     for i, p in enumerate(prefs):
-        route_preference(mix, p)
+        mix.use(anchor_mixture(mix, p))
         torch.testing.assert_close(batched[i:i + 1], logits(model, x[i:i + 1]), atol=1e-4, rtol=0)
 
 
-def test_preference_on_an_axis_without_expert_warns(axis_adapters, caplog):
+def test_preference_on_an_axis_without_expert_is_an_error(axis_adapters):
     mix = Mixture.attach(fresh(), axis_adapters[:2])
-    w = static_weights(mix, parse_preference("honest=1"))
-    assert sum(w) == pytest.approx(1)
-    assert "outside the anchors' hull" in caplog.text
+    with pytest.raises(AxialError, match="outside what the anchors span"):
+        anchor_mixture(mix, parse_preference("honest=1"))
 
 
 def test_linear_merge_at_full_rank_equals_the_output_level_mix(axis_adapters):
@@ -73,8 +77,8 @@ def test_linear_merge_at_full_rank_equals_the_output_level_mix(axis_adapters):
     assert merged.meta["mean_relative_error"] < 1e-5
     x = ids()
     a, b = fresh(), fresh()
-    Mixture.attach(a, [merged]).set_weights([1.0])
-    Mixture.attach(b, experts).set_weights(p.vector(experts.names))
+    Mixture.attach(a, [merged]).use(Static([1.0]))
+    Mixture.attach(b, experts).use(Static(p.vector(experts.names)))
     torch.testing.assert_close(logits(a, x), logits(b, x), atol=1e-4, rtol=0)
 
 
@@ -125,12 +129,13 @@ def test_router_anchors_mix_gated_router_outputs_per_row(axis_adapters):
     eta_a, eta_b = torch.softmax(torch.tensor(la), 0), torch.softmax(torch.tensor(lb), 0)
     prefs = [parse_preference("helpful=0.25,honest=0.75"), parse_preference("harmless=0.5,helpful=0.5")]
     x = ids(batch=2)
-    route_preference(mix, prefs, anchors)
+    mix.use(anchor_mixture(mix, prefs, anchors))
     routed = logits(model, x)
     expected_w2 = [0.25 * eta_a + 0.75 * eta_b, 0.5 * eta_a + 0.5 * torch.tensor([0.0, 1.0, 0.0])]
     for i, w2 in enumerate(expected_w2):
-        mix.set_router(None)
-        with mix.weights(w2):
+        mix.use(Static(None))
+        with mix.using(Static(w2)):
             torch.testing.assert_close(routed[i:i + 1], logits(model, x[i:i + 1]), atol=1e-4, rtol=0)
-    with pytest.raises(AxialError, match="depend on the input"):
-        static_weights(mix, prefs[0], anchors)
+    assert isinstance(anchor_mixture(mix, prefs[0], anchors), Routed)
+    # a preference served by static anchors only stays static (and foldable) even when routers exist
+    assert isinstance(anchor_mixture(mix, parse_preference("harmless=1"), anchors), Static)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from axial.mixture import LinearRouter, Mixture
+from axial.mixture import LinearRouter, Mixture, Routed
 from axial.mixture.testing import write_random_adapter
 from axial.serve import Engine
 from axial.testing import tiny_llama
@@ -26,7 +26,7 @@ def engine(expert_dirs):
     model, tok = tiny_llama()
     mixture = Mixture.attach(model, expert_dirs)
     router = LinearRouter(model.config.hidden_size, len(AXES), num_layers=model.config.num_hidden_layers)
-    return Engine(model, tok, name="tiny", mixture=mixture, router=router)
+    return Engine(model, tok, name="tiny", mixture=mixture, sources={"mocae": Routed(router)})
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -26,7 +26,7 @@ def test_cli_serves_and_drains_on_sigterm(tmp_path, expert_dirs):
     model_dir = save_tiny_llama(tmp_path / "tiny")
     port, key = _free_port(), "sk-cli-secret-4242"
     cmd = [sys.executable, "-m", "axial.cli", "serve", "--model", str(model_dir), "--port", str(port),
-           "--max-tokens", "480", "--drain-timeout-s", "120", "--preset", "careful=harmless=0.9,honest=0.1"]
+           "--max-tokens", "480", "--drain-timeout-s", "120", "--source", "careful=pref:harmless=0.9,honest=0.1"]
     for d in expert_dirs:
         cmd += ["--experts", str(d)]
     # One thread: a tiny model is fastest that way, and the 400-token stream below still lasts ~2 s.
@@ -44,7 +44,8 @@ def test_cli_serves_and_drains_on_sigterm(tmp_path, expert_dirs):
             except httpx.TransportError:
                 time.sleep(0.2)
         client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
-        assert {m.id for m in client.models.list().data} == {"tiny", "tiny:careful"}
+        assert {m.id for m in client.models.list().data} == {"tiny", "tiny:careful", "tiny:helpful", "tiny:harmless",
+                                                              "tiny:honest", "tiny:balanced", "tiny:safe"}
         stream = client.chat.completions.create(
             model="tiny:careful", messages=[{"role": "user", "content": "hi"}], max_tokens=400, stream=True)
         chunks = iter(stream)

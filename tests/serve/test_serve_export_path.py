@@ -11,13 +11,13 @@ from axial.testing import save_tiny_llama, tiny_llama
 def test_exported_preset_matches_served_preset(tmp_path, expert_dirs, engine):
     from peft import PeftModel
 
+    from axial.export import export
     from axial.generate import GenerationConfig, generate_responses
-    from axial.preference import export
     from axial.variants import VariantSpec, load_variant
 
     variant = load_variant(VariantSpec(model=str(save_tiny_llama(tmp_path / "tiny")),
                                        experts=[str(d) for d in expert_dirs], source="base", dtype="fp32"))
-    out = export(variant, {"harmless": 0.6, "helpful": 0.2, "honest": 0.2}, tmp_path / "safe", format="peft")
+    out = export(variant, "pref:harmless=0.6,helpful=0.2,honest=0.2", tmp_path / "safe", format="peft")
     base, tok = tiny_llama()
     peft_model = PeftModel.from_pretrained(base, str(out)).eval()
     (expected,) = generate_responses(peft_model, tok, ["hi"], GenerationConfig(max_new_tokens=16), progress=False)

@@ -3,12 +3,12 @@ import random
 
 import numpy as np
 import pytest
+from axial.evaluate.pareto import ParetoConfig, dominates, front_mask, hypervolume, pareto, sweep
 
 from axial.errors import AxialError
 from axial.mixture import Mixture, load_experts
 from axial.mixture.testing import write_random_adapter
 from axial.preference import MergeConfig, merge_experts, parse_preference
-from axial.preference.pareto import ParetoConfig, dominates, front_mask, hypervolume, pareto
 from axial.testing import tiny_llama
 
 AXES = ["helpful", "harmless", "honest"]
@@ -55,26 +55,29 @@ def mixture(tmp_path_factory):
 
 
 def fake_scorer(mixture, n_items=20):
-    """Per-item scores that depend on the current expert weights: a stand-in for judges."""
+    """Per-item scores that depend on each source's expert weights: a stand-in for generation + judges."""
     rng = random.Random(0)
     noise = [[rng.gauss(0, 0.05) for _ in range(n_items)] for _ in AXES]
     calls = []
 
-    def evaluate_point():
-        w = mixture.current_weights
-        w = [0.0] * mixture.num_experts if w is None else w.tolist()
-        calls.append(w)
-        # the merged expert (index 3) is better than the linear mix on both of its axes
-        value = [w[0] + 0.6 * w[3], w[1] + 0.6 * w[3], w[2]]
-        return {a: [value[i] + e for e in noise[i]] for i, a in enumerate(AXES)}
+    def score(sources):
+        out = []
+        for source in sources:
+            w = mixture.resolve(source).weights
+            w = [0.0] * mixture.num_experts if w is None else mixture.as_weights(w).tolist()
+            calls.append(w)
+            # the merged expert (index 3) is better than the linear mix on both of its axes
+            value = [w[0] + 0.6 * w[3], w[1] + 0.6 * w[3], w[2]]
+            out.append({a: [value[i] + e for e in noise[i]] for i, a in enumerate(AXES)})
+        return out
 
-    return evaluate_point, calls
+    return score, calls
 
 
 def test_pareto_sweep_reports_hypervolume_and_dominance(mixture, tmp_path):
-    evaluate_point, calls = fake_scorer(mixture)
+    score, calls = fake_scorer(mixture)
     cfg = ParetoConfig(points_per_edge=5, bootstrap_resamples=200)
-    report = pareto(mixture, AXES, evaluate_point, cfg, out=tmp_path, progress=False)
+    report = pareto(mixture, AXES, score, cfg, out=tmp_path)
     kinds = [p["kind"] for p in report["points"]]
     assert kinds.count("hoe") == 15 and kinds.count("linear") == 15
     assert kinds.count("expert") == 3 and "uniform" in kinds and "base" in kinds
@@ -85,12 +88,11 @@ def test_pareto_sweep_reports_hypervolume_and_dominance(mixture, tmp_path):
     assert d["n"] == 15 and 0 < d["count"] < 15  # only where the merged anchor is used
     for name in ("pareto.json", "pareto.md", "pareto.png", "pareto_config.json", "points.jsonl"):
         assert (tmp_path / name).exists()
-    assert mixture.current_weights is None
     distinct = {tuple(round(v, 9) for v in w) for w in calls}
     assert len(calls) == len(distinct) < 35  # equal weights (vertices, HoE = linear) are evaluated once
     # resume: nothing is evaluated again
     n_calls = len(calls)
-    again = pareto(mixture, AXES, evaluate_point, cfg, out=tmp_path, progress=False)
+    again = pareto(mixture, AXES, score, cfg, out=tmp_path)
     assert len(calls) == n_calls
     assert json.loads(json.dumps(again["hypervolume"])) == json.loads(json.dumps(hv))
 
@@ -98,12 +100,21 @@ def test_pareto_sweep_reports_hypervolume_and_dominance(mixture, tmp_path):
 def test_pareto_refuses_points_scored_on_different_items(mixture):
     sizes = iter(range(5, 100))
 
-    def uneven():
-        return {a: [0.5] * next(sizes) for a in AXES}
+    def uneven(sources):
+        return [{a: [0.5] * next(sizes) for a in AXES} for _ in sources]
 
     with pytest.raises(AxialError, match="different numbers of items"):
-        pareto(mixture, AXES, uneven, ParetoConfig(points_per_edge=2, baselines=[], bootstrap_resamples=100),
-               progress=False)
+        pareto(mixture, AXES, uneven, ParetoConfig(points_per_edge=2, baselines=[], bootstrap_resamples=100))
+
+
+def test_sweep_lists_points_with_their_sources():
+    plan = sweep(["helpful", "harmless", "honest", "merged"], AXES, ParetoConfig(points_per_edge=2))
+    specs = {p.label: s.spec() for p, s in plan}
+    assert specs["hoe helpful=1"] == "pref:helpful=1"
+    assert specs["linear honest=1"] == "weights:helpful=0,harmless=0,honest=1"
+    assert specs["uniform"] == "uniform" and specs["base"] == "base" and specs["expert harmless"] == "expert:harmless"
+    with_anchors = sweep(["helpful"], AXES, ParetoConfig(points_per_edge=2, baselines=[]), anchors="a.json")
+    assert all(s.spec().endswith("?anchors=a.json") for _, s in with_anchors)
 
 
 def test_pareto_cli_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
@@ -126,7 +137,8 @@ def test_pareto_cli_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
                                           "response": "x"}) for i in range(12)) + "\n")
     out = tmp_path / "sweep"
     main(["pareto", "--model", str(tiny_model_dir), "--experts", ",".join(map(str, experts)),
-          "--prompts", str(data), "--judges", "helpful=a,harmless=b,honest=c", "--out", str(out),
+          "--prompts", str(data), "--judge", "helpful=a", "--judge", "harmless=b", "--judge", "honest=c",
+          "--out", str(out),
           "--max-new-tokens", "3", "--dtype", "fp32", "points_per_edge=2", "bootstrap_resamples=100"])
     report = json.loads((out / "pareto.json").read_text())
     assert report["judges"]["honest"]["name"] == "len-honest"
@@ -134,4 +146,4 @@ def test_pareto_cli_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
     assert len([p for p in report["points"] if p["kind"] == "hoe"]) == 3
     with pytest.raises(SystemExit):
         main(["pareto", "--model", str(tiny_model_dir), "--experts", str(experts[0]), "--prompts", str(data),
-              "--judges", "helpful=a", "--out", str(tmp_path / "x")])
+              "--judge", "helpful=a", "--out", str(tmp_path / "x")])

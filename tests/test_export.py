@@ -7,13 +7,14 @@ from transformers import AutoModelForCausalLM
 
 from axial.cli import main
 from axial.errors import AxialError
+from axial.export import export
 from axial.mixture.testing import write_random_adapter
-from axial.preference import export
 from axial.testing import tiny_llama
 from axial.variants import LoadedVariant, VariantSpec, load_variant
 
 AXES = ["helpful", "harmless", "honest"]
 PREF = "helpful=0.6,harmless=0.4"
+SRC = f"pref:{PREF}"
 
 
 def fresh():
@@ -44,7 +45,7 @@ X = torch.randint(0, 250, (2, 7), generator=torch.Generator().manual_seed(3))
 
 def test_hf_export_reproduces_the_mixture(variant, tmp_path):
     expected = logits(variant.model, X)
-    out = export(variant, PREF, tmp_path / "hf", format="hf")
+    out = export(variant, SRC, tmp_path / "hf", format="hf")
     reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     assert not any("lora" in n for n, _ in reloaded.named_parameters())
     torch.testing.assert_close(logits(reloaded, X), expected, atol=1e-4, rtol=0)
@@ -56,7 +57,7 @@ def test_hf_export_reproduces_the_mixture(variant, tmp_path):
 
 def test_peft_export_is_one_plain_adapter_of_summed_rank(variant, tiny_model_dir, tmp_path):
     expected = logits(variant.model, X)
-    out = export(variant, PREF, tmp_path / "peft", format="peft")
+    out = export(variant, SRC, tmp_path / "peft", format="peft")
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert cfg["r"] == 2 + 3  # the zero-weight honest expert is left out
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(out)).eval()
@@ -67,23 +68,42 @@ def test_export_refuses_a_non_empty_folder_and_a_bad_format(variant, tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")
     with pytest.raises(AxialError, match="not empty"):
-        export(variant, PREF, tmp_path / "x")
+        export(variant, SRC, tmp_path / "x")
     with pytest.raises(AxialError, match="format"):
-        export(variant, PREF, tmp_path / "y", format="gguf")
+        export(variant, SRC, tmp_path / "y", format="gguf")
 
 
 def test_export_cli_writes_a_loadable_adapter(tiny_model_dir, axis_adapters, tmp_path):
     out = tmp_path / "cli"
     main(["export", "--model", str(tiny_model_dir), "--experts", ",".join(str(a) for a in axis_adapters),
-          "--preference", "harmless=1,honest=1", "--out", str(out), "--format", "peft"])
+          "--source", "pref:harmless=1,honest=1", "--out", str(out), "--format", "peft"])
     cfg = json.loads((out / "axial_export.json").read_text())
     assert cfg["expert_weights"] == pytest.approx([0.0, 0.5, 0.5])
+    assert cfg["source"] == "pref:harmless=0.5,honest=0.5"
+
+
+def test_export_cli_old_preference_flag_still_works_and_says_what_to_use(tiny_model_dir, axis_adapters, tmp_path,
+                                                                         capsys):
+    out = tmp_path / "old"
+    main(["export", "--model", str(tiny_model_dir), "--experts", ",".join(str(a) for a in axis_adapters),
+          "--preference", "harmless=1,honest=1", "--out", str(out), "--format", "peft"])
+    assert json.loads((out / "axial_export.json").read_text())["expert_weights"] == pytest.approx([0.0, 0.5, 0.5])
+    assert "use --source pref:AXIS=W" in capsys.readouterr().err
+
+
+def test_export_refuses_routed_and_base_sources(variant, tmp_path):
+    from axial.mixture import LinearRouter, Routed
+
+    with pytest.raises(AxialError, match="routes per input"):
+        export(variant, Routed(LinearRouter(64, 3)), tmp_path / "r")
+    with pytest.raises(AxialError, match="nothing to fold"):
+        export(variant, "base", tmp_path / "b")
 
 
 def test_export_cli_reports_bad_preferences_without_traceback(tiny_model_dir, axis_adapters, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", "--model", str(tiny_model_dir), "--experts", str(axis_adapters[0]),
-              "--preference", "helpful=-1", "--out", str(tmp_path / "z")])
+              "--source", "pref:helpful=-1", "--out", str(tmp_path / "z")])
     assert e.value.code == 2
     assert "field 'helpful'" in capsys.readouterr().err
 
@@ -103,12 +123,12 @@ def test_peft_export_keeps_only_the_attached_modules(tiny_model_dir, axis_adapte
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     mix = Mixture.attach(model, axis_adapters, target_modules=["q_proj"])
-    out = export(LoadedVariant(VariantSpec(), model, None, mix), PREF, tmp_path / "q", format="peft")
+    out = export(LoadedVariant(VariantSpec(), model, None, mix), SRC, tmp_path / "q", format="peft")
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert all(m.endswith("q_proj") for m in cfg["target_modules"])
-    from axial.preference import parse_preference, static_weights
+    from axial.sources import parse_source
 
-    mix.set_weights(static_weights(mix, parse_preference(PREF)))
+    mix.use(parse_source(SRC))
     expected = logits(model, X)
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(out)).eval()
     torch.testing.assert_close(logits(peft_model, X), expected, atol=1e-4, rtol=0)

@@ -1,13 +1,16 @@
 """`pareto`: sweep preferences, score every point on every axis, and compare fronts by hypervolume.
 
-Each point is a variant of the same mixture (HoE preference routing at λ, or a baseline) run on the same
-held-out prompts and scored per item by one judge per axis. Because items are shared, the hypervolume
-difference between HoE routing and linear weight interpolation gets a paired bootstrap CI (prompts
-resampled jointly for every point), and "HoE dominates linear at λ" is counted per preference.
+`sweep` lists the points as (Point, source) pairs — preference routing at each λ (`pref:λ`, through the given
+anchors), linear weight interpolation of the axis experts (`weights:λ`), uniform, each expert, base — and
+`pareto` scores them with one function that takes a list of sources (`generation_scorer`: every distinct
+source's responses generated together, one source per batch row, then judged), on the same held-out prompts.
+Because items are shared, the hypervolume difference between preference routing and linear interpolation gets
+a paired bootstrap CI (prompts resampled jointly for every point), and "dominates linear at λ" is counted per
+preference.
 
-Note: with only single-axis LoRA experts and no routers, HoE routing at λ *is* linear interpolation
-(w2 = λ exactly, and interpolating LoRA task vectors is linear in the output); HoE differs once merged anchor
-experts (axial merge-experts) or anchor routers are added, which is what this comparison measures.
+Note: with only single-axis LoRA experts as anchors, `pref:λ` *is* linear interpolation (w2 = λ exactly, and
+interpolating LoRA task vectors is linear in the output); the two differ once merged anchor experts
+(axial merge-experts) or anchor routers are added, which is what this comparison measures.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import typer
 from tqdm.auto import tqdm
 
+from axial import cliopts
 from axial.config import Config
 from axial.errors import AxialError
-from axial.preference.preference import Preference, simplex_grid
-from axial.preference.routing import route_preference
+from axial.preference.preference import parse_preference, simplex_grid
+from axial.sources import Base, Expert, Pref, Source, Uniform, Weights
 
 BASELINES = ("linear", "uniform", "experts", "base")
 
@@ -94,48 +99,51 @@ def front_mask(points: np.ndarray) -> np.ndarray:
     return np.array([not any(dominates(q, p) for j, q in enumerate(points) if j != i) for i, p in enumerate(points)])
 
 
-# ---- sweep -----------------------------------------------------------------------------------------------
-def sweep_points(mixture, axes: Sequence[str], config: ParetoConfig, anchors=None) -> list[tuple[Point, Callable]]:
-    """(point without scores, a function that puts the mixture in that point's state), in sweep order."""
-    if config.preferences:
-        from axial.preference.preference import parse_preference
+# ---- sweep ----------------------------------------------------------------------------------------------
+def sweep(expert_names: Sequence[str], axes: Sequence[str], config: ParetoConfig,
+          anchors: str | None = None) -> list[tuple[Point, Source]]:
+    """The sweep's points, each with the source that produces it, in sweep order.
 
+    `anchors` is an anchors JSON file for the preference points (default: the experts' own anchors).
+    """
+    if config.preferences:
         prefs = [parse_preference(p, axes) for p in config.preferences]
     else:
         prefs = simplex_grid(list(axes), config.points_per_edge)
-    names = mixture.expert_names
-    axis_experts = [n for n in names if n in axes]
-
-    def state(weights=None, pref: Preference | None = None):
-        def apply():
-            mixture.set_router(None)
-            if pref is not None:
-                route_preference(mixture, pref, anchors)
-            else:
-                mixture.set_weights(weights)
-        return apply
-
-    out = [(Point(f"hoe {p}", "hoe", p.as_dict(), {}), state(pref=p)) for p in prefs]
+    axis_experts = [n for n in expert_names if n in axes]
+    out: list[tuple[Point, Source]] = [(Point(f"hoe {p}", "hoe", p.as_dict(), {}), Pref(p, anchors))
+                                       for p in prefs]
     if "linear" in config.baselines:
         # Rewarded-Soups-style interpolation of the axis experts' task vectors: w = λ on axis experts only.
         out += [(Point(f"linear {p}", "linear", p.as_dict(), {}),
-                 state(weights=[p.as_dict().get(n, 0.0) if n in axis_experts else 0.0 for n in names]))
-                for p in prefs]
+                 Weights.of({n: p.as_dict().get(n, 0.0) for n in axis_experts})) for p in prefs]
     if "uniform" in config.baselines:
-        w = [1.0 / len(axis_experts) if n in axis_experts else 0.0 for n in names]
-        out.append((Point("uniform", "uniform", None, {}), state(weights=w)))
+        out.append((Point("uniform", "uniform", None, {}), Uniform()))
     if "experts" in config.baselines:
-        out += [(Point(f"expert {n}", "expert", None, {}), state(weights=[float(m == n) for m in names]))
-                for n in axis_experts]
+        out += [(Point(f"expert {n}", "expert", None, {}), Expert(n)) for n in axis_experts]
     if "base" in config.baselines:
-        out.append((Point("base", "base", None, {}), state(weights=None)))
+        out.append((Point("base", "base", None, {}), Base()))
     return out
 
 
-def pareto(mixture, axes: Sequence[str], evaluate_point: Callable[[], dict[str, list[float]]],
-           config: ParetoConfig | None = None, *, anchors=None, out: str | Path | None = None,
-           judges: dict | None = None, progress: bool = True) -> dict:
-    """Run the sweep: for each point, set the mixture and call `evaluate_point()` -> {axis: per-item scores}.
+Scorer = Callable[[Sequence[Source]], list[dict[str, list[float]]]]
+
+
+def _output_key(mixture, source: Source) -> tuple:
+    """Sources with the same key produce the same outputs: equal static weights (a vertex of the grid, or
+    preference routing = linear where only axis anchors are used) are generated and judged once."""
+    resolved = mixture.resolve(source)
+    weights = getattr(resolved, "weights", "routed")
+    if weights == "routed":
+        return ("routed", source.spec())
+    if weights is None:
+        return ("static",) + (0.0,) * mixture.num_experts
+    return ("static",) + tuple(round(float(v), 9) for v in mixture.as_weights(weights).flatten())
+
+
+def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | None = None, *,
+           anchors: str | None = None, out: str | Path | None = None, judges: dict | None = None) -> dict:
+    """Run the sweep: `score(sources)` -> one {axis: per-item scores} per source, for the points not yet scored.
 
     Every point must score the same items in the same order (the paired statistics rely on it). Writes
     DIR/pareto.json, pareto.md, pareto.png and pareto_config.json when `out` is given; resumes from
@@ -152,40 +160,84 @@ def pareto(mixture, axes: Sequence[str], evaluate_point: Callable[[], dict[str, 
         cache = out / "points.jsonl"
         if cache.exists():
             done = {d["label"]: d["scores"] for d in map(json.loads, cache.read_text().splitlines()) if d}
+    plan = sweep(mixture.expert_names, axes, cfg, anchors)
+    keys = {point.label: _output_key(mixture, source) for point, source in plan}
+    by_key: dict[tuple, dict] = {keys[p.label]: done[p.label] for p, _ in plan if p.label in done}
+    todo: dict[tuple, Source] = {}
+    for point, source in plan:
+        if keys[point.label] not in by_key:
+            todo.setdefault(keys[point.label], source)
+    if todo:
+        scored = score(list(todo.values()))
+        if len(scored) != len(todo):
+            raise AxialError(f"pareto: the scorer returned {len(scored)} results for {len(todo)} sources")
+        for key, scores in zip(todo, scored, strict=True):
+            by_key[key] = {a: [float(s) for s in v] for a, v in scores.items()}
     points = []
-    plan = sweep_points(mixture, axes, cfg, anchors)
-    # Points whose static expert weights coincide (a vertex of the grid, or HoE = linear where only axis
-    # anchors are used) produce the same outputs, so each distinct weight vector is evaluated once.
-    by_weights: dict[tuple, dict] = {}
-    for point, apply in tqdm(plan, desc="pareto", disable=not progress):
-        if point.label in done:
-            point.scores = done[point.label]
-        else:
-            apply()
-            w = mixture.current_weights
-            key = None if mixture.router is not None else (
-                ("base",) if w is None else tuple(round(float(v), 9) for v in w.flatten()))
-            if key is not None and key in by_weights:
-                point.scores = by_weights[key]
-            else:
-                point.scores = {a: [float(s) for s in v] for a, v in evaluate_point().items()}
-            if key is not None:
-                by_weights[key] = point.scores
-            if out is not None:
-                with (out / "points.jsonl").open("a") as f:
-                    f.write(json.dumps({"label": point.label, "scores": point.scores}) + "\n")
+    for point, _source in plan:
+        point.scores = by_key[keys[point.label]]
         missing = [a for a in axes if a not in point.scores]
         if missing:
             raise AxialError(f"pareto: point '{point.label}' has no scores for axis/axes {missing}")
+        if out is not None and point.label not in done:
+            with (out / "points.jsonl").open("a") as f:
+                f.write(json.dumps({"label": point.label, "scores": point.scores}) + "\n")
         points.append(point)
-    mixture.set_router(None)
-    mixture.set_weights(None)
     report = summarise(points, axes, cfg)
+    report["sources"] = {point.label: source.spec() for point, source in plan}
+    report["distinct_outputs_scored"] = len(set(keys.values()))
     if judges:
         report["judges"] = judges
     if out is not None:
         write_pareto_report(report, points, axes, out)
     return report
+
+
+def generation_scorer(variant, prompts: Sequence, judges: dict, gen=None, *, cache: str | Path | None = None,
+                      progress: bool = True) -> Scorer:
+    """The Pareto scorer: each source answers every prompt (greedy; rows of several sources share a batch,
+    one source per row, so the sweep runs as a few large batches), then each axis' judge scores every answer.
+
+    Generations are checkpointed to `cache` (JSONL, one line per source) so a killed sweep resumes.
+    """
+    from axial.generate import GenerationConfig, generate_responses
+
+    gen = gen or GenerationConfig()
+    prompts = list(prompts)
+
+    def score(sources: Sequence[Source]) -> list[dict[str, list[float]]]:
+        done: dict[str, list[str]] = {}
+        path = Path(cache) if cache is not None else None
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    if len(row["responses"]) == len(prompts):
+                        done[row["source"]] = row["responses"]
+        specs = [s.spec() for s in sources]
+        todo = [s for s in sources if s.spec() not in done]
+        # Enough sources per chunk for a few full batches, so a checkpoint comes every few batches.
+        per_chunk = max(1, gen.batch_size * 4 // max(1, len(prompts)))
+        for i in tqdm(range(0, len(todo), per_chunk), desc="sources", unit="chunk", disable=not progress):
+            chunk = todo[i:i + per_chunk]
+            rows = [m for _ in chunk for m in prompts]
+            row_sources = [s for s in chunk for _ in prompts]
+            responses = generate_responses(variant.model, variant.tokenizer, rows, gen, progress=False,
+                                           row_kwargs=variant.mixture.row_sources(row_sources))
+            for j, s in enumerate(chunk):
+                done[s.spec()] = responses[j * len(prompts):(j + 1) * len(prompts)]
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with path.open("a") as f:
+                        f.write(json.dumps({"source": s.spec(), "responses": done[s.spec()]}) + "\n")
+        variant.activate()
+        all_prompts = [m for _ in specs for m in prompts]
+        all_responses = [r for spec in specs for r in done[spec]]
+        per_axis = {a: j.score(all_prompts, all_responses) for a, j in judges.items()}
+        n = len(prompts)
+        return [{a: list(v[i * n:(i + 1) * n]) for a, v in per_axis.items()} for i in range(len(specs))]
+
+    return score
 
 
 def summarise(points: Sequence[Point], axes: Sequence[str], cfg: ParetoConfig) -> dict:
@@ -306,3 +358,53 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     fig.tight_layout()
     fig.savefig(out / "pareto.png", dpi=110)
     plt.close(fig)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("pareto")
+    def pareto_cmd(
+        experts: list[str] = typer.Option(..., "--experts", help=cliopts.EXPERTS_HELP + "; axis experts and any "
+                                          "merged anchor experts"),
+        prompts: list[str] = typer.Option(..., "--prompts", help="held-out prompt source (file or HF id; "
+                                                                 "repeatable); only its test half is used"),
+        judge: list[str] = typer.Option(None, "--judge", help=cliopts.JUDGE_HELP + "; one per axis"),
+        judges_legacy: str | None = typer.Option(None, "--judges", hidden=True, help="deprecated: --judge"),
+        out: str = typer.Option(..., help="output folder (resumes from points.jsonl / generations.jsonl)"),
+        model: str = typer.Option("embedded", help=cliopts.MODEL_HELP),
+        limit: int | None = typer.Option(None, help="at most N prompts per source (hash order, same for all)"),
+        max_new_tokens: int = typer.Option(128),
+        batch_size: int = typer.Option(8),
+        dtype: str = typer.Option("auto", help=cliopts.DTYPE_HELP),
+        device: str = typer.Option("auto", help=cliopts.DEVICE_HELP),
+        axes: str | None = typer.Option(None, help="axes YAML/JSON file (default: the built-in axes)"),
+        anchors: str | None = typer.Option(None, help="anchors JSON for the preference points (default: one "
+                                                      "anchor per axis / merged expert)"),
+        overrides: list[str] | None = typer.Argument(None, help="ParetoConfig key=value (points_per_edge=5 "
+                                                                "baselines=linear,base ...)"),
+    ):
+        """Sweep preferences over the simplex, score each point per axis, write the fronts and hypervolumes."""
+        from axial.axes import axis_names, load_axes
+        from axial.data import load_records
+        from axial.generate import GenerationConfig
+        from axial.rewards import load_judge
+        from axial.variants import VariantSpec, load_variant
+
+        names = axis_names(load_axes(axes))
+        specs = cliopts.judges(judge, judges_legacy)
+        missing = [a for a in names if a not in specs]
+        if missing:
+            raise AxialError(f"--judge: give AXIS=SPEC for every axis {names} (missing: {missing})")
+        messages = [r.messages for src in prompts for r in load_records(src, split="test", limit=limit).records]
+        if not messages:
+            raise AxialError(f"--prompts {prompts}: no held-out (test-split) prompts")
+        cfg = ParetoConfig().with_overrides(overrides)
+        variant = load_variant(VariantSpec(model=model, experts=cliopts.experts_list(experts), dtype=dtype,
+                                           device=device))
+        scorers = {a: load_judge(specs[a], axis=a) for a in names}
+        gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+        score = generation_scorer(variant, messages, scorers, gen, cache=f"{out}/generations.jsonl")
+        report = pareto(variant.mixture, names, score, cfg, anchors=anchors, out=out,
+                        judges={a: j.describe() for a, j in scorers.items()})
+        hv = report["hypervolume"]
+        typer.echo(f"{len(messages)} prompts; hypervolume hoe {hv['hoe']['estimate']:.4g}"
+                   + (f", linear {hv['linear']['estimate']:.4g}" if "linear" in hv else "") + f" -> {out}")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from axial.evaluate.benches import length_controlled_win_rate
-from axial.evaluate.stats import bootstrap_ci, deterministic_subset, hash_order, paired_bootstrap_diff
+from axial.stats import bootstrap_ci, deterministic_subset, hash_order, paired_bootstrap_diff
 
 
 def test_bootstrap_ci_bernoulli_matches_normal_approximation():
