@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-
-def _split(items: list[str] | None) -> list[str]:
-    return [p for item in items or [] for p in item.split(",") if p]
+from axial import cliopts
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +23,7 @@ def register(app: typer.Typer) -> None:
         """Train a MoCaE router over frozen experts (base frozen); ablations are key=value overrides."""
         from axial.mocae.train import RouterConfig, train_router
 
-        cfg = RouterConfig(experts=_split(experts), data=list(data), out=out, model=model).with_overrides(overrides)
+        cfg = RouterConfig(experts=cliopts.experts_list(experts), data=list(data), out=out, model=model).with_overrides(overrides)
         path = train_router(cfg)
         typer.echo(f"router -> {path}")
 
