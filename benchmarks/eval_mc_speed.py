@@ -23,9 +23,9 @@ def main() -> None:
     args = p.parse_args()
 
     from axial.data import load_records
-    from axial.stats import deterministic_subset
     from axial.evaluate.truthfulqa_mc import MCScorer, answer_sets
     from axial.models import load_model
+    from axial.stats import deterministic_subset
 
     records = load_records(args.data).records
     keep = deterministic_subset([r.question for r in records], args.questions)

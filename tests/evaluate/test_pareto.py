@@ -3,9 +3,9 @@ import random
 
 import numpy as np
 import pytest
-from axial.evaluate.pareto import ParetoConfig, dominates, front_mask, hypervolume, pareto, sweep
 
 from axial.errors import AxialError
+from axial.evaluate.pareto import ParetoConfig, dominates, front_mask, hypervolume, pareto, sweep
 from axial.mixture import Mixture, load_experts
 from axial.mixture.testing import write_random_adapter
 from axial.preference import MergeConfig, merge_experts, parse_preference
