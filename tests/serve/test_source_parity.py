@@ -2,7 +2,7 @@
 Python API produce the same logits on the same prompt (fp32, 1e-5).
 
 Each path runs its real code (the eval harness generating for a bench, chat's streaming answer, the server's
-batching engine behind HTTP) on one shared tiny model; a forward hook records the logits of the prompt's first
+batching engine behind HTTP) on the same tiny model's weights; a forward hook records the logits of the prompt's first
 (prefill) forward pass — the logits that pick the first token — which are compared with `load_variant(...)` + a
 plain forward.
 """
@@ -18,6 +18,7 @@ import torch
 from serve_helpers import running
 
 from axial.mixture.testing import write_random_adapter
+from axial.models import load_model as REAL_LOAD_MODEL
 from axial.testing import save_tiny_llama, tiny_llama
 from axial.variants import VariantSpec, load_variant
 
@@ -56,11 +57,8 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shared(world):
-    """One model instance every path loads (load_model is patched to hand it out), so only the code differs."""
-    from axial.models import load_model
-
-    model, tok = load_model(world["model_dir"], dtype="fp32", device="cpu")
-    return model, tok
+    """One model instance chat, eval and the API load (load_model is patched to hand it out)."""
+    return REAL_LOAD_MODEL(world["model_dir"], dtype="fp32", device="cpu")
 
 
 @pytest.fixture()
@@ -108,7 +106,7 @@ def check(world, shared, source, seen):
     assert torch.equal(ids.cpu(), expected_ids), "the paths encoded the prompt differently"
     # generate() keeps only the last position's logits at prefill; compare what was computed.
     expected = api_logits(world, shared, source, expected_ids)[:, -logits.shape[1]:]
-    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0, msg=lambda m: f"{source}: {m}")
     return logits
 
 
@@ -140,21 +138,32 @@ def via_serve(world, model, source, srv):
     return seen
 
 
-def test_every_source_gives_the_same_logits_on_every_path(world, patched, tmp_path):
+def serving_engine(world, sources):
+    """The server gets its own copy of the model (loaded from the same folder by the real loader): its worker
+    thread resets its mixture after a reply has already reached the client, which must not race with the next
+    path's forward pass on the shared instance."""
+    import axial.models
     from axial.serve.config import ServeConfig
     from axial.serve.server import load_engine
 
+    patched_loader, axial.models.load_model = axial.models.load_model, REAL_LOAD_MODEL
+    try:
+        return load_engine(ServeConfig(model=world["model_dir"], experts=world["experts"], sources=sources,
+                                       dtype="fp32", device="cpu"))
+    finally:
+        axial.models.load_model = patched_loader
+
+
+def test_every_source_gives_the_same_logits_on_every_path(world, patched, tmp_path):
     model, tok = patched
-    declared = {f"s{i}": s for i, s in enumerate(world["sources"])}
-    engine = load_engine(ServeConfig(model=world["model_dir"], experts=world["experts"], sources=declared,
-                                     dtype="fp32", device="cpu"))
-    assert engine.model is model
+    engine = serving_engine(world, {f"s{i}": s for i, s in enumerate(world["sources"])})
+    assert engine.model is not model
     per_source = {}
     with running(engine) as srv:
         for i, source in enumerate(world["sources"]):
             got = [check(world, patched, source, via_chat(world, model, source)),
                    check(world, patched, source, via_eval(world, model, source, tmp_path / f"eval{i}")),
-                   check(world, patched, source, via_serve(world, model, source, srv))]
+                   check(world, patched, source, via_serve(world, engine.model, source, srv))]
             per_source[source] = got[0][0, -1]
     # The sources differ from each other, so a path that ignored its source could not pass.
     finals = list(per_source.values())
@@ -164,10 +173,7 @@ def test_every_source_gives_the_same_logits_on_every_path(world, patched, tmp_pa
 def test_serve_refuses_undeclared_file_sources_and_accepts_static_ones(world, patched):
     import openai
 
-    from axial.serve.config import ServeConfig
-    from axial.serve.server import load_engine
-
-    engine = load_engine(ServeConfig(model=world["model_dir"], experts=world["experts"], dtype="fp32", device="cpu"))
+    engine = serving_engine(world, {})
     mocae = next(s for s in world["sources"] if s.startswith("mocae:"))
     with running(engine) as srv:
         with pytest.raises(openai.BadRequestError) as e:
