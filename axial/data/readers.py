@@ -25,6 +25,7 @@ from axial.data.kinds import KINDS, Kind, Row, RowError, detect_kind
 from axial.data.records import Record
 from axial.data.splits import check_split, record_split
 from axial.errors import AxialError, DataError
+from axial.io import atomic_write_lines
 
 # owner/name, owner/name:split or owner/name:config:split
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+){0,2}$")
@@ -327,9 +328,4 @@ def _hub_rows(hub_id: str) -> Iterator[_Raw]:
 
 def write_records(records: list[Record], path: str | Path) -> Path:
     """Write records as axial's own JSONL (one `to_dict()` per line), readable back with load_records."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-    return path
+    return atomic_write_lines(path, [json.dumps(r.to_dict(), ensure_ascii=False) for r in records])

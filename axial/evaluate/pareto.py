@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from axial import cliopts
 from axial.config import Config
 from axial.errors import AxialError
+from axial.io import atomic_output, atomic_write_json, atomic_write_text
 from axial.preference.preference import parse_preference, simplex_grid
 from axial.sources import Base, Expert, Pref, Source, Uniform, Weights
 
@@ -305,7 +306,7 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (out / "pareto.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_json(out / "pareto.json", report, default=str)
     hv = report["hypervolume"]
     lines = [f"# Pareto sweep over {', '.join(axes)} ({report['n_items']} held-out items per point)", "",
              report["statistics"], "", "| hypervolume | estimate | 95% CI |", "|---|---|---|"]
@@ -321,7 +322,7 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     for p in report["points"]:
         cells = [f"{p['mean'][a]:.3f} [{p['ci95'][a][0]:.3f}, {p['ci95'][a][1]:.3f}]" for a in axes]
         lines.append(f"| {p['label']} | " + " | ".join(cells) + " |")
-    (out / "pareto.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "pareto.md", "\n".join(lines) + "\n")
 
     pairs = list(itertools.combinations(range(len(axes)), 2))
     fig = plt.figure(figsize=(5 * (len(pairs) + (len(axes) == 3)), 4.5))
@@ -356,7 +357,8 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     fig.suptitle(f"Pareto sweep; HV hoe {hv['hoe']['estimate']:.3g}"
                  + (f", linear {hv['linear']['estimate']:.3g}" if "linear" in hv else ""))
     fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=110)
+    with atomic_output(out / "pareto.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

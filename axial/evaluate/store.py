@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from axial.errors import AxialError
+from axial.io import atomic_write_json
 
 
 class ItemStore:
@@ -35,7 +36,7 @@ class ItemStore:
                     f"{ {k: old.get(k) for k in diff} } -> { {k: settings.get(k) for k in diff} }); "
                     "use a new --out folder or delete that file to redo it")
         else:
-            self.meta_path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            atomic_write_json(self.meta_path, settings, sort_keys=True)
         self._load()
         return self
 

@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 from axial.errors import AxialError
 from axial.experts.config import MIXED, ExpertConfig
 from axial.experts.data import build_examples, load_axis_records
+from axial.io import atomic_write_json, atomic_write_lines
 
 logger = logging.getLogger(__name__)
 
@@ -250,9 +251,7 @@ def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> N
         "git_commit": _git_commit(),
         "metrics": metrics,
     }
-    tmp = out / (SIDECAR + ".tmp")
-    tmp.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
-    os.replace(tmp, out / SIDECAR)
+    atomic_write_json(out / SIDECAR, sidecar, default=str)
 
 
 class JsonlLogCallback(TrainerCallback):
@@ -267,7 +266,7 @@ class JsonlLogCallback(TrainerCallback):
         if resumed_step and path.exists() and int(os.environ.get("RANK", "0")) == 0:
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)["step"] <= resumed_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_lines(path, kept)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:

@@ -8,7 +8,6 @@ an adapter's factors without wrapping the whole model.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -20,6 +19,7 @@ import torch
 
 from axial.config import read_json_object
 from axial.errors import AxialError, DataError
+from axial.io import atomic_output, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,8 @@ def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | No
     for m, f in expert.factors.items():
         tensors[f"base_model.model.{m}.lora_A.weight"] = f.A.detach().float().contiguous()
         tensors[f"base_model.model.{m}.lora_B.weight"] = (f.scaling * f.B.detach().float()).contiguous()
-    save_file(tensors, str(folder / ADAPTER_WEIGHTS))
+    with atomic_output(folder / ADAPTER_WEIGHTS) as tmp:
+        save_file(tensors, str(tmp))
     config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model_name,
         "r": r, "lora_alpha": r, "rank_pattern": pattern, "alpha_pattern": dict(pattern),
@@ -309,8 +310,9 @@ def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | No
         "fan_in_fan_out": False, "bias": "none", "lora_dropout": 0.0, "inference_mode": True,
         "init_lora_weights": True, "modules_to_save": None,
     }
-    (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     meta = dict(expert.meta)
     meta["name"] = expert.name
-    (folder / SIDECAR).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_json(folder / SIDECAR, meta, sort_keys=True, default=str)
+    # Last: adapter_config.json is what makes the folder an adapter (for PEFT and load_lora_expert).
+    atomic_write_json(folder / ADAPTER_CONFIG, config)
     return folder

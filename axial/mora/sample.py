@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from axial.errors import AxialError, DataError
 from axial.generate import GenerationConfig, generate_responses
+from axial.io import atomic_write_json
 from axial.mora.prompts import Prompt
 
 Generator = Callable[[Sequence[Sequence[dict]], GenerationConfig], list[str]]
@@ -72,8 +73,7 @@ def check_meta(path: Path, meta: dict) -> None:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise AxialError(f"{path}: was made with different settings ({detail}); use another `out` or delete "
                              "the file to start over")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(meta_path, meta, sort_keys=True)
 
 
 def hf_generator(model, tok) -> Generator:
