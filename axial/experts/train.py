@@ -24,7 +24,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from axial.errors import AxialError
+from axial.errors import AxialError, DataError
 from axial.experts.config import MIXED, ExpertConfig
 from axial.experts.data import build_examples, load_axis_records
 from axial.io import atomic_write_json, atomic_write_lines
@@ -84,7 +84,8 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
                        "not trained on", dropped, len(train_ex), config.max_length)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    metrics = {"train_loss": result.training_loss, "global_step": trainer.state.global_step,
+    metrics = {"train_loss": run_train_loss(trainer.state.log_history), "train_loss_this_run": result.training_loss,
+               "global_step": trainer.state.global_step,
                "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
                "n_skipped_invalid": len(skipped), "skipped_invalid": skipped,
                # TRL drops examples whose response is cut off entirely by max_length; count them.
@@ -254,18 +255,55 @@ def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> N
     atomic_write_json(out / SIDECAR, sidecar, default=str)
 
 
+def run_train_loss(log_history: list[dict]) -> float | None:
+    """Mean training loss over every step of the run, the part before a resume included.
+
+    Trainer's `training_loss` averages only the steps this process ran; the log history, restored from the
+    checkpoint on resume, has them all. Each entry's loss is weighted by the steps it covers.
+    """
+    total, steps, last = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            covered = entry["step"] - last
+            total, steps, last = total + entry["loss"] * covered, steps + covered, entry["step"]
+    return total / steps if steps else None
+
+
+def read_train_log(path: Path) -> list[str]:
+    """The log's complete lines. A last line cut off by a kill is dropped (that step is redone); a broken line
+    anywhere else is an error naming the file and line."""
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    cut_off = lines.pop()  # "" when the file ends with a newline, as every complete write does
+    kept = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"corrupt line ({e.msg}); only a cut-off last line is repaired on resume: fix or "
+                            "delete the line, or pass overwrite=true to start over", path=str(path),
+                            line=lineno) from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("step"), int):
+            raise DataError("expected a JSON object with an integer 'step'", path=str(path), line=lineno)
+        kept.append(line)
+    if cut_off.strip():
+        logger.warning("%s: dropped a cut-off last line (the run was killed while writing it)", path)
+    return kept
+
+
 class JsonlLogCallback(TrainerCallback):
     """Appends each Trainer log (loss, lr, grad norm) as one JSON line.
 
-    On resume, lines past the checkpoint (steps the killed run did and the resumed run redoes) are dropped
-    first, so the log holds each step once.
+    Before training starts, lines past the checkpoint it resumes from (steps the killed run did and this run
+    redoes; all of them when there is no checkpoint) and a cut-off last line are dropped, so the log holds each
+    step once.
     """
 
     def __init__(self, path: Path, resumed_step: int):
         self.path = path
-        if resumed_step and path.exists() and int(os.environ.get("RANK", "0")) == 0:
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resumed_step]
+        if path.exists() and int(os.environ.get("RANK", "0")) == 0:
+            kept = [line for line in read_train_log(path) if json.loads(line)["step"] <= resumed_step]
             atomic_write_lines(path, kept)
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -67,7 +67,11 @@ def check_meta(path: Path, meta: dict) -> None:
     """Write the settings beside a results file, or refuse to continue one made with different settings."""
     meta_path = path.with_name(path.name + ".meta.json")
     if meta_path.exists() and path.exists() and path.stat().st_size:
-        old = json.loads(meta_path.read_text())
+        try:
+            old = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"corrupt settings file ({e.msg}); use another `out`, or delete it together with "
+                            f"{path.name} to start over", path=str(meta_path), line=e.lineno) from None
         changed = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
         if changed:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
