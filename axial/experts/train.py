@@ -54,6 +54,8 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     out = Path(config.out)
     if is_trained(out) and not config.overwrite:
         return out
+    if config.init_adapter:
+        _check_init_adapter(config.init_adapter)
     if config.overwrite and out.exists():
         shutil.rmtree(out)
     _check_resume_config(config, out)
@@ -100,6 +102,17 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
         _write_sidecar(config, out, metrics, records)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
+
+
+def _check_init_adapter(path: str) -> None:
+    """Before anything loads: the adapter to continue from must be a local safetensors PEFT folder (PEFT itself
+    would also accept a pickled adapter_model.bin, or try the hub)."""
+    from axial.mixture.experts import check_adapter_folder
+
+    try:
+        check_adapter_folder(path)
+    except AxialError as e:
+        raise AxialError(f"ExpertConfig.init_adapter: {e}") from None
 
 
 def _split_validation(examples: list[dict], val_size: int, seed: int) -> tuple[list[dict], list[dict]]:

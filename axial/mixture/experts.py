@@ -125,14 +125,28 @@ def _alpha_for(module: str, config: dict) -> float:
     return float(pattern.get(key, config["lora_alpha"]))
 
 
+def check_adapter_folder(path: str | Path) -> Path:
+    """A local PEFT adapter folder with adapter_config.json and safetensors weights, or an AxialError saying
+    what is missing. Every adapter axial loads passes through here, so the message is the same everywhere
+    (serve, chat, eval, training's init_adapter). A pickled adapter_model.bin is refused: weights load from
+    safetensors only."""
+    folder = Path(path)
+    if not folder.exists():
+        raise AxialError(f"expert '{folder}': does not exist (expected a local PEFT LoRA adapter folder)")
+    if not (folder / ADAPTER_CONFIG).is_file():
+        raise AxialError(f"expert '{folder}': no {ADAPTER_CONFIG} (expected a PEFT LoRA adapter folder)")
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        other = " (found adapter_model.bin: convert it to safetensors)" if (folder / "adapter_model.bin").exists() else ""
+        raise AxialError(f"expert '{folder}': no {ADAPTER_WEIGHTS}{other}")
+    return folder
+
+
 def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
     """Read a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)."""
     from safetensors.torch import load_file
 
-    folder = Path(path)
+    folder = check_adapter_folder(path)
     cfg_path = folder / ADAPTER_CONFIG
-    if not cfg_path.is_file():
-        raise AxialError(f"expert '{folder}': no {ADAPTER_CONFIG} (expected a PEFT LoRA adapter folder)")
     config = read_json_object(cfg_path)
     peft_type = config.get("peft_type")
     if peft_type != "LORA":
@@ -148,9 +162,6 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
             raise DataError(f"{key}={config[key]!r} ({why}) is not supported by the mixture layer",
                             path=str(cfg_path), field=key)
     weights_path = folder / ADAPTER_WEIGHTS
-    if not weights_path.is_file():
-        other = " (found adapter_model.bin: convert it to safetensors)" if (folder / "adapter_model.bin").exists() else ""
-        raise AxialError(f"expert '{folder}': no {ADAPTER_WEIGHTS}{other}")
     tensors = load_file(str(weights_path))
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
