@@ -67,6 +67,7 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
         loaded = load_axis_records(config.data, method=config.method, split=config.split, limit=config.limit,
                                    skip_invalid=config.skip_invalid)
         records = [(config.axis, r) for r in loaded]
+    records, duplicates = _duplicates(records, config.dedupe)
     examples, skipped = build_examples(records, config.method, config.inject, skip_invalid=config.skip_invalid)
     for reason in skipped:
         logger.warning("skipped: %s", reason)
@@ -90,6 +91,7 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
                "global_step": trainer.state.global_step,
                "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
                "n_skipped_invalid": len(skipped), "skipped_invalid": skipped,
+               "n_duplicates": len(duplicates), "deduped": config.dedupe, "duplicates": duplicates[:20],
                # TRL drops examples whose response is cut off entirely by max_length; count them.
                "n_train_dropped_by_max_length": len(train_ex) - len(trainer.train_dataset),
                "runtime_s_this_run": round(time.time() - started, 1)}
@@ -102,6 +104,32 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
         _write_sidecar(config, out, metrics, records)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
+
+
+def _duplicates(records: list, dedupe: bool) -> tuple[list, list[str]]:
+    """(records, descriptions of the records repeating an earlier one), duplicates dropped when `dedupe`.
+
+    Same content = same axis and same record content (axial.data.records.content_key), across all sources.
+    """
+    from axial.data.records import content_key
+
+    first: dict[tuple[str, str], int] = {}
+    kept, found = [], []
+    for i, (axis, record) in enumerate(records):
+        key = (axis, content_key(record))
+        if key in first:
+            found.append(f"record #{i} ({getattr(record, 'source', '') or axis} id={getattr(record, 'id', '')!r}) "
+                         f"duplicates record #{first[key]}")
+            if dedupe:
+                continue
+        else:
+            first[key] = i
+        kept.append((axis, record))
+    if found:
+        logger.warning("%d of %d training records repeat an earlier record's content; %s", len(found),
+                       len(records), "dropped (dedupe)" if dedupe else "trained on as often as they appear (set "
+                       "dedupe=true to drop them)")
+    return kept, found
 
 
 def _check_init_adapter(path: str) -> None:
