@@ -1,0 +1,128 @@
+"""Hostile request bodies against a real `axial serve` process (issue 15, items 2 and 3).
+
+Every error must be OpenAI-shaped ({"error": {message, type, param, code}}) with OpenAI's status and type,
+name the field at the start of its message, stay small, and leave the keep-alive connection usable.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rel_server import connect, request, serve_process
+
+HI = [{"role": "user", "content": "hi"}]
+MAX_ERROR_BYTES = 4096
+
+
+@pytest.fixture(scope="module")
+def port(tiny_model_dir, rel_expert_dirs):
+    with serve_process(tiny_model_dir, "--name", "tiny", "--max-tokens", "32", experts=rel_expert_dirs) as (port, _proc):
+        yield port
+
+
+def _chat(**change) -> dict:
+    return {"model": "tiny", "messages": HI, "max_tokens": 2, **change}
+
+
+def _error(status: int, headers: dict, body: bytes) -> dict:
+    assert headers.get("content-type", "").startswith("application/json"), (status, body[:300])
+    assert len(body) <= MAX_ERROR_BYTES, f"{len(body)}-byte error body"
+    error = json.loads(body)["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def _exchange_then_health(port: int, method: str, path: str, body) -> tuple[int, dict, bytes]:
+    """One request, then GET /health on the SAME connection: an error must not cost the connection."""
+    with connect(port) as s:
+        status, headers, data = request(s, method, path, body)
+        health = request(s, "GET", "/health")
+        assert health[0] == 200, "the keep-alive connection did not survive the error"
+    return status, headers, data
+
+
+@pytest.mark.parametrize("body", [
+    b'{"model": "tiny", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "axial": {"preference": '
+    + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}}",
+], ids=["nested-lists", "nested-objects"])
+def test_deeply_nested_json_is_400_and_the_connection_survives(port, body):
+    status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions", body)
+    error = _error(status, headers, data)
+    assert status == 400 and error["type"] == "invalid_request_error", (status, error)
+    assert "nested" in error["message"]
+
+
+def test_oversized_integer_literal_is_400(port):
+    body = b'{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + b"9" * 5000 + b"}"
+    status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions", body)
+    assert status == 400 and _error(status, headers, data)["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("change, param", [
+    ({"max_tokens": True}, "max_tokens"),
+    ({"max_tokens": "3"}, "max_tokens"),
+    ({"max_tokens": 2.0}, "max_tokens"),
+    ({"max_completion_tokens": True}, "max_completion_tokens"),
+    ({"n": True}, "n"),
+    ({"n": 1.0}, "n"),
+    ({"temperature": True}, "temperature"),
+    ({"temperature": "0.5"}, "temperature"),
+    ({"top_p": "1"}, "top_p"),
+    ({"stream": "true"}, "stream"),
+    ({"stream": 1}, "stream"),
+    ({"presence_penalty": False}, "presence_penalty"),
+    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"axial": {"preference": {"helpful": True}}}, "axial.preference.helpful"),
+    ({"axial": {"preference": {"helpful": "1"}}}, "axial.preference.helpful"),
+    ({"axial": {"preference": {"helpful": 1e308, "harmless": 1e308}}}, "axial.preference"),
+    ({"axial": {"preference": {"": 1}}}, "axial.preference"),
+    ({"axial": {"preference": {f"axis{i}": 1 for i in range(40_000)}}}, "axial.preference"),
+])
+def test_wrong_types_and_ranges_are_400_naming_the_field(port, change, param):
+    status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions", _chat(**change))
+    error = _error(status, headers, data)
+    assert status == 400 and error["type"] == "invalid_request_error", (status, error)
+    assert error["param"] == param, error
+    assert error["message"].startswith(f"{param}: ") and len(error["message"]) > len(param) + 2, error
+    assert "  " not in error["message"], f"a blank where a name or value belongs: {error['message']}"
+
+
+def test_huge_axis_name_gives_a_bounded_error(port):
+    change = {"axial": {"preference": {"x" * 300_000: 1}}}
+    status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions", _chat(**change))
+    error = _error(status, headers, data)
+    assert status == 400 and error["param"] == "axial.preference" and "300000 characters" in error["message"]
+
+
+def test_unknown_model_is_404_like_openai(port):
+    status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions", _chat(model="gpt-4"))
+    error = _error(status, headers, data)
+    assert status == 404, (status, error)
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "model_not_found", "model")
+
+
+def test_huge_model_name_gives_a_bounded_error(port):
+    status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions",
+                                                  _chat(model="m" * 500_000))
+    assert status == 404 and _error(status, headers, data)["param"] == "model"
+
+
+def test_wrong_method_is_405_invalid_request(port):
+    status, headers, data = _exchange_then_health(port, "GET", "/v1/chat/completions", None)
+    error = _error(status, headers, data)
+    assert status == 405 and error["type"] == "invalid_request_error", (status, error)
+    assert headers.get("allow") == "POST" and "GET" in error["message"]
+
+
+def test_unknown_path_is_404_invalid_request(port):
+    status, headers, data = _exchange_then_health(port, "GET", "/v1/engines", None)
+    error = _error(status, headers, data)
+    assert status == 404 and error["type"] == "invalid_request_error", (status, error)
+
+
+def test_a_valid_request_still_works(port):
+    with connect(port) as s:
+        status, _, data = request(s, "POST", "/v1/chat/completions", _chat())
+    assert status == 200 and json.loads(data)["usage"]["completion_tokens"] == 2
