@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from axial.axes import axis_names, load_axes
 from axial.errors import AxialError
@@ -283,7 +284,10 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
 
 
 async def _json(request: Request):
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # gone, or cut off by the body timeout (axial.serve.connections): nobody to answer
+        raise p.APIError(408, "the request body did not arrive") from None
     try:
         return json.loads(body)
     except RecursionError:

@@ -43,3 +43,12 @@ def rel_routing_data(tmp_path_factory):
                                             "response": f"answer {i}", "axis": axis}) + "\n" for i in range(40)))
         files.append(f"{axis}={path}")
     return files
+
+
+@pytest.fixture(scope="session")
+def rel_server(tiny_model_dir, rel_expert_dirs):
+    """One real `axial serve` process for every server test (settings in rel_server.SERVER_ARGS)."""
+    from rel_server import SERVER_ARGS, serve_process
+
+    with serve_process(tiny_model_dir, *SERVER_ARGS, experts=rel_expert_dirs) as (port, _proc):
+        yield port

@@ -18,6 +18,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
+# The server the reliability tests share: a small queue, so its connection budget is 2 x (4 + 2) + 32 = 44
+# (the default formula, which gives 192 at the default queue of 64), and short timeouts.
+SERVER_BUDGET = 2 * (4 + 2) + 32
+HEADER_S, BODY_S, KEEP_ALIVE_S = 1.5, 1.5, 1.0
+SERVER_ARGS = ("--name", "tiny", "--max-queue", "4", "--max-batch", "2", "--max-tokens", "480",
+               "--header-timeout-s", str(HEADER_S), "--body-timeout-s", str(BODY_S), "--keep-alive-s", str(KEEP_ALIVE_S))
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -29,7 +29,8 @@ def reference_router(tmp_path_factory, rel_expert_dirs, rel_routing_data):
 
 
 def test_sigkill_before_train_keys_leaves_no_router_and_rerun_matches(tmp_path, rel_expert_dirs,
-                                                                      rel_routing_data, reference_router):
+                                                                      rel_routing_data, reference_router,
+                                                                      monkeypatch):
     out = tmp_path / "router"
     cfg = _cfg(rel_expert_dirs, rel_routing_data, out)
     sigkilled_before_writing("train_keys.json", lambda: train_router(cfg, base=tiny_llama()))
@@ -37,6 +38,11 @@ def test_sigkill_before_train_keys_leaves_no_router_and_rerun_matches(tmp_path, 
     assert not (out / "mocae.json").exists()
     with pytest.raises(AxialError, match="expected mocae.json"):
         load_router(out)
+
+    def no_recompute(*_a, **_k):
+        raise AssertionError("the rerun recomputed the features the killed run had cached")
+
+    monkeypatch.setattr("axial.mocae.train.collect_features", no_recompute)
     train_router(cfg, base=tiny_llama())  # the same command again: no "already holds a router"
     assert (out / "train_keys.json").is_file() and (out / "mocae.json").is_file()
     got, want = load_file(out / "router.safetensors"), load_file(reference_router / "router.safetensors")

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from rel_server import connect, request, serve_process
+from rel_server import connect, request
 
 HI = [{"role": "user", "content": "hi"}]
 MAX_ERROR_BYTES = 4096
 
 
 @pytest.fixture(scope="module")
-def port(tiny_model_dir, rel_expert_dirs):
-    with serve_process(tiny_model_dir, "--name", "tiny", "--max-tokens", "32", experts=rel_expert_dirs) as (port, _proc):
-        yield port
+def port(rel_server):
+    return rel_server
 
 
 def _chat(**change) -> dict:
