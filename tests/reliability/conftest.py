@@ -52,3 +52,10 @@ def rel_server(tiny_model_dir, rel_expert_dirs):
 
     with serve_process(tiny_model_dir, *SERVER_ARGS, experts=rel_expert_dirs) as (port, _proc):
         yield port
+
+
+@pytest.fixture
+def observe(record_property):
+    """observe("what happened") — the `observed` column of benchmarks/results/reliability/README.md, which
+    benchmarks/reliability_probes.py builds from these tests."""
+    return lambda text: record_property("observed", text)

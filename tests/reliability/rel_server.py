@@ -16,7 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import axial
+
+# Subprocesses run the same axial as the tests (benchmarks/reliability_probes.py --baseline tests an old one);
+# they start with python -P so that the current folder cannot shadow it.
+AXIAL_SRC = str(Path(axial.__file__).resolve().parents[1])
 
 # The server the reliability tests share: a small queue, so its connection budget is 2 x (4 + 2) + 32 = 44
 # (the default formula, which gives 192 at the default queue of 64), and short timeouts.
@@ -24,6 +28,18 @@ SERVER_BUDGET = 2 * (4 + 2) + 32
 HEADER_S, BODY_S, KEEP_ALIVE_S = 1.5, 1.5, 1.0
 SERVER_ARGS = ("--name", "tiny", "--max-queue", "4", "--max-batch", "2", "--max-tokens", "480",
                "--header-timeout-s", str(HEADER_S), "--body-timeout-s", str(BODY_S), "--keep-alive-s", str(KEEP_ALIVE_S))
+
+
+def _supported(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop the timeout flags when the axial under test predates them (a --baseline run): it is then probed
+    with its own defaults, which is what the probes are about."""
+    import dataclasses
+
+    from axial.serve.config import ServeConfig
+
+    if "header_timeout_s" in {f.name for f in dataclasses.fields(ServeConfig)}:
+        return args
+    return args[:args.index("--header-timeout-s")]
 
 
 def free_port() -> int:
@@ -36,10 +52,11 @@ def free_port() -> int:
 def serve_process(model_dir, *args: str, experts=(), start_timeout_s: float = 120.0):
     """Run `axial serve --model model_dir ...` until the block ends (SIGTERM, then SIGKILL after 20 s)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "axial.cli", "serve", "--model", str(model_dir), "--port", str(port), *args]
+    cmd = [sys.executable, "-P", "-m", "axial.cli", "serve", "--model", str(model_dir), "--port", str(port),
+           *_supported(args)]
     for d in experts:
         cmd += ["--experts", str(d)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "PYTHONPATH": AXIAL_SRC, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     log = open(os.devnull, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.PIPE, text=True)
     try:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
 import pytest
 from rel_helpers import killed_while_writing
 
-AXIAL = Path(__file__).resolve().parents[2] / "axial"
+import axial
+
+AXIAL = Path(axial.__file__).resolve().parent  # the package under test (a --baseline probe run scans the old one)
 
 
 def _report(name: str) -> dict:
@@ -69,11 +72,14 @@ CASES = {  # target file -> (writer factory, how to read back the version it hol
 
 
 @pytest.mark.parametrize("target", sorted(CASES))
-def test_kill_during_rewrite_keeps_the_previous_file(target, tmp_path):
+def test_kill_during_rewrite_keeps_the_previous_file(target, tmp_path, observe):
     make, version_of = CASES[target]
     make(tmp_path, 1)()
     assert version_of(tmp_path / target) == "v1"
-    killed_while_writing(target, make(tmp_path, 2))
+    sig = killed_while_writing(target, make(tmp_path, 2))
+    size = (tmp_path / target).stat().st_size
+    observe(f"killed by {signal.Signals(sig).name} mid-write; {target} after the kill: {size} bytes, "
+            f"version {version_of(tmp_path / target) if size else 'none (empty)'}")
     assert version_of(tmp_path / target) == "v1", f"{target} was torn by the kill"
     make(tmp_path, 2)()  # and the rerun that is not killed replaces it
     assert version_of(tmp_path / target) == "v2"
@@ -81,15 +87,19 @@ def test_kill_during_rewrite_keeps_the_previous_file(target, tmp_path):
                 and p.stat().st_size], "the killed attempt's partial file is still there after a rerun"
 
 
-def test_eval_store_meta_killed_on_first_write_resumes(tmp_path):
+def test_eval_store_meta_killed_on_first_write_resumes(tmp_path, observe):
     from axial.evaluate.store import ItemStore
 
     path = tmp_path / "items" / "bench.jsonl"
     settings = {"model": "m", "max_new_tokens": 8}
     killed_while_writing("bench.meta.json", lambda: ItemStore(path).open(settings))
+    meta = path.parent / "bench.meta.json"
+    state = f"{meta.stat().st_size}-byte meta file" if meta.exists() else "no meta file"
+    observe(f"after the kill: {state}")
     store = ItemStore(path).open(settings)  # no JSONDecodeError on a half-written meta file
     store.append([{"id": "a", "x": 1}])
     assert json.loads(store.meta_path.read_text()) == settings
+    observe(f"after the kill: {state}; the rerun opened the store and appended")
 
 
 # Raw writes that are allowed, each with the reason it is safe. Anything else that writes a file under axial/
@@ -133,7 +143,7 @@ def _inside_atomic_block(lines: list[str], index: int) -> bool:
     return False
 
 
-def test_every_output_goes_through_axial_io():
+def test_every_output_goes_through_axial_io(observe):
     offenders = []
     for path in sorted(AXIAL.rglob("*.py")):
         rel = path.relative_to(AXIAL).as_posix()
@@ -148,4 +158,5 @@ def test_every_output_goes_through_axial_io():
             if _inside_atomic_block(lines, index):
                 continue
             offenders.append(f"axial/{rel}:{index + 1}: {line.strip()}")
+    observe(f"{len(offenders)} in-place writes outside axial/io.py ({len(ALLOWED)} allowed, each with its reason)")
     assert not offenders, "in-place writes (use axial.io):\n" + "\n".join(offenders)

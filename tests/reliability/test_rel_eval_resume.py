@@ -33,7 +33,7 @@ def reference(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kill", ["sigkill", "torn"])
-def test_killed_eval_resumes_to_the_same_report(kill, tiny_model_dir, tmp_path, reference, monkeypatch):
+def test_killed_eval_resumes_to_the_same_report(kill, tiny_model_dir, tmp_path, reference, monkeypatch, observe):
     out = tmp_path / "eval"
     items = out / "items" / "a" / "truthfulqa_mc.jsonl"
     if kill == "sigkill":
@@ -50,6 +50,9 @@ def test_killed_eval_resumes_to_the_same_report(kill, tiny_model_dir, tmp_path, 
     real = MCScorer.score
     monkeypatch.setattr(MCScorer, "score", lambda self, q, answers: scored.append(q) or real(self, q, answers))
     report = _run(tiny_model_dir, out)()
+    same = report["results"] == reference["results"]
+    observe(f"3 items saved before the kill; the rerun scored {len(scored)} of {N}; report "
+            f"{'identical to' if same else 'DIFFERENT from'} an uninterrupted run's")
     assert len(scored) == N - 3, "saved items were scored again, or missing ones skipped"
     ids = [json.loads(line)["id"] for line in items.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == N

@@ -47,18 +47,20 @@ def _message(folder) -> str:
     return str(e.value)
 
 
-def test_pickled_init_adapter_is_refused_like_serve_and_chat(tmp_path, rel_expert_dirs, no_model_loads):
+def test_pickled_init_adapter_is_refused_like_serve_and_chat(tmp_path, rel_expert_dirs, no_model_loads, observe):
     folder = _pickled_adapter(tmp_path, rel_expert_dirs)
     with pytest.raises(AxialError) as e:
         train_mod.train_expert(_cfg(tmp_path, folder))
+    observe(f"before any model loads: `{str(e.value).replace(str(tmp_path), '...')}`")
     assert str(e.value) == f"ExpertConfig.init_adapter: {_message(folder)}"
     assert "adapter_model.bin" in str(e.value) and "safetensors" in str(e.value)
     assert not (tmp_path / "out").exists(), "nothing may be written for a refused config"
 
 
-def test_missing_init_adapter_fails_before_the_model_loads(tmp_path, no_model_loads):
+def test_missing_init_adapter_fails_before_the_model_loads(tmp_path, no_model_loads, observe):
     missing = tmp_path / "no-such-adapter"
     with pytest.raises(AxialError) as e:
         train_mod.train_expert(_cfg(tmp_path, missing))
+    observe(f"before any model loads: `{str(e.value).replace(str(tmp_path), '...')}`")
     assert str(e.value) == f"ExpertConfig.init_adapter: {_message(missing)}"
     assert "does not exist" in str(e.value)

@@ -30,7 +30,7 @@ def reference_router(tmp_path_factory, rel_expert_dirs, rel_routing_data):
 
 def test_sigkill_before_train_keys_leaves_no_router_and_rerun_matches(tmp_path, rel_expert_dirs,
                                                                       rel_routing_data, reference_router,
-                                                                      monkeypatch):
+                                                                      monkeypatch, observe):
     out = tmp_path / "router"
     cfg = _cfg(rel_expert_dirs, rel_routing_data, out)
     sigkilled_before_writing("train_keys.json", lambda: train_router(cfg, base=tiny_llama()))
@@ -46,13 +46,17 @@ def test_sigkill_before_train_keys_leaves_no_router_and_rerun_matches(tmp_path, 
     train_router(cfg, base=tiny_llama())  # the same command again: no "already holds a router"
     assert (out / "train_keys.json").is_file() and (out / "mocae.json").is_file()
     got, want = load_file(out / "router.safetensors"), load_file(reference_router / "router.safetensors")
-    assert got.keys() == want.keys() and all((got[k] == want[k]).all() for k in got)
+    same = got.keys() == want.keys() and all((got[k] == want[k]).all() for k in got)
+    observe("killed before train_keys.json: no mocae.json, load_router refuses; rerun reused the cached "
+            f"features and its router is {'bit-identical to' if same else 'DIFFERENT from'} an uninterrupted run's")
+    assert same
 
 
-def test_calibrate_refuses_a_router_without_train_keys(tmp_path, reference_router):
+def test_calibrate_refuses_a_router_without_train_keys(tmp_path, reference_router, observe):
     folder = tmp_path / "router"
     shutil.copytree(reference_router, folder)
     (folder / "train_keys.json").unlink()
-    with pytest.raises(AxialError, match="train_keys.json: missing"):
+    with pytest.raises(AxialError, match="train_keys.json: missing") as e:
         calibrate(CalibrateConfig(router=str(folder), resamples=10), base=tiny_llama())
+    observe(f"AxialError: `{str(e.value).replace(str(tmp_path), '...')[:90]}...`")
     assert not (folder / "calibration.json").exists()

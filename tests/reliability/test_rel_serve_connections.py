@@ -70,19 +70,23 @@ HALF_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
 
 
 @pytest.mark.parametrize("partial", [b"", HALF_HEAD], ids=["silent", "half-head"])
-def test_idle_sockets_beyond_the_budget_are_shed_and_others_served(port, partial):
+def test_idle_sockets_beyond_the_budget_are_shed_and_others_served(port, partial, observe):
     n = SERVER_BUDGET + 30
     with idle_sockets(port, n, partial) as socks:
         # The moment the budget is exceeded, the longest-idle sockets are closed to admit new ones: /health and a
         # real request are served at once (before the fix: plain-text 503 for everyone).
         t0 = time.monotonic()
-        assert healthy(port) and chat_ok(port)
-        assert time.monotonic() - t0 < HEADER_S, "served only after the idle sockets timed out"
+        ok = healthy(port) and chat_ok(port)
+        took = time.monotonic() - t0
         shed = sum(closed_by_server(s, 0.5) for s in socks[:40])
+        observe(f"{n} idle sockets open (budget {SERVER_BUDGET}): /health and a chat request "
+                f"{'answered 200' if ok else 'NOT answered'} in {took:.2f} s; {shed} of the 40 oldest shed")
+        assert ok
+        assert took < HEADER_S, "served only after the idle sockets timed out"
         assert shed >= 30, f"only {shed} of the oldest 40 idle sockets were shed"
 
 
-def test_slowloris_trickle_is_cut_off_at_the_header_timeout(port):
+def test_slowloris_trickle_is_cut_off_at_the_header_timeout(port, observe):
     with connect(port) as s:
         t0 = time.monotonic()
         for byte in HALF_HEAD:  # one byte every 0.1 s: keeps resetting any idle timer, never completes
@@ -94,37 +98,45 @@ def test_slowloris_trickle_is_cut_off_at_the_header_timeout(port):
                 break
         else:
             assert closed_by_server(s, HEADER_S + 2), "a trickling client held its connection"
-        assert time.monotonic() - t0 < HEADER_S + 2
+        took = time.monotonic() - t0
+        observe(f"one byte per 0.1 s: closed after {took:.2f} s")
+        assert took < HEADER_S + 2
 
 
-def test_silent_connection_is_closed_at_the_header_timeout(port):
+def test_silent_connection_is_closed_at_the_header_timeout(port, observe):
     with idle_sockets(port, 1) as (s,):
         t0 = time.monotonic()
-        assert closed_by_server(s, HEADER_S + 2)
-        assert HEADER_S - 0.3 < time.monotonic() - t0 < HEADER_S + 2
+        closed = closed_by_server(s, HEADER_S + 2)
+        took = time.monotonic() - t0
+        observe(f"closed after {took:.2f} s" if closed else f"still open after {took:.2f} s")
+        assert closed and HEADER_S - 0.3 < took < HEADER_S + 2
 
 
-def test_stalled_body_gets_408_and_the_server_stays_healthy(port):
+def test_stalled_body_gets_408_and_the_server_stays_healthy(port, observe):
     with connect(port) as s:
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 1000\r\n\r\n" + json.dumps(CHAT).encode()[:20])
         t0 = time.monotonic()
         status, headers, body = read_response(s)
+        took = time.monotonic() - t0
+        observe(f"{status} after {took:.2f} s, `{json.loads(body)['error']['message']}`, then closed; server healthy")
         assert status == 408 and json.loads(body)["error"]["type"] == "invalid_request_error"
-        assert BODY_S - 0.3 < time.monotonic() - t0 < BODY_S + 2
+        assert BODY_S - 0.3 < took < BODY_S + 2
         assert closed_by_server(s, 2)
     assert healthy(port) and chat_ok(port)
 
 
-def test_idle_keep_alive_connection_is_closed(port):
+def test_idle_keep_alive_connection_is_closed(port, observe):
     with connect(port) as s:
         assert request(s, "GET", "/health")[0] == 200
         t0 = time.monotonic()
-        assert closed_by_server(s, KEEP_ALIVE_S + 2)
-        assert time.monotonic() - t0 > KEEP_ALIVE_S - 0.3
+        closed = closed_by_server(s, KEEP_ALIVE_S + 2)
+        took = time.monotonic() - t0
+        observe(f"closed {took:.2f} s after its response" if closed else f"still open after {took:.2f} s")
+        assert closed and took > KEEP_ALIVE_S - 0.3
 
 
-def test_a_long_stream_outlives_every_timeout(port):
+def test_a_long_stream_outlives_every_timeout(port, observe):
     body = {**CHAT, "max_tokens": 400, "stream": True}
     with connect(port, timeout=60) as s:
         t0 = time.monotonic()
@@ -132,5 +144,6 @@ def test_a_long_stream_outlives_every_timeout(port):
         elapsed = time.monotonic() - t0
     events = [json.loads(line[6:]) for line in data.decode().splitlines()
               if line.startswith("data: {")]
+    observe(f"{status}, {len(events)} events over {elapsed:.2f} s, finish_reason "
+            f"{events[-1]['choices'][0]['finish_reason'] if events else None}")
     assert status == 200 and events[-1]["choices"][0]["finish_reason"] == "length"
-    assert elapsed > 0  # how long it took is reported, not asserted: the machine may be fast

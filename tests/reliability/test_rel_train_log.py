@@ -54,7 +54,7 @@ def reference(tmp_path_factory):
     return _metrics(out)
 
 
-def test_cut_off_log_line_then_resume(tmp_path, reference):
+def test_cut_off_log_line_then_resume(tmp_path, reference, observe):
     out = tmp_path / "expert"
     cfg = _cfg(out)
     # Killed while appending step 4's line (checkpoint-2 is the last complete one): the line is cut off.
@@ -65,45 +65,52 @@ def test_cut_off_log_line_then_resume(tmp_path, reference):
     assert _steps(out) == list(range(1, STEPS + 1))
     metrics = _metrics(out)
     assert metrics["resumed_from_step"] == 2
+    observe(f"rerun finished; log steps {_steps(out)}; train_loss {metrics['train_loss']:.6f} "
+            f"(uninterrupted {reference['train_loss']:.6f})")
     assert metrics["train_loss"] == reference["train_loss"], "train loss of the resumed part only"
 
 
-def test_sigkill_before_first_checkpoint_logs_each_step_once(tmp_path, reference):
+def test_sigkill_before_first_checkpoint_logs_each_step_once(tmp_path, reference, observe):
     out = tmp_path / "expert"
     cfg = _cfg(out, save_steps=100)  # no checkpoint before the kill: the rerun starts over
     sigkilled_before_writing(LOG_FILE, _train(cfg), nth=4)
     assert _steps(out) == [1, 2, 3]
     _train(cfg)()
+    observe(f"log steps after the rerun: {_steps(out)}")
     assert _steps(out) == list(range(1, STEPS + 1)), "steps of the killed run were left in the log"
     assert _metrics(out)["train_loss"] == reference["train_loss"]
 
 
-def test_sigkill_after_a_checkpoint_reports_the_whole_runs_loss(tmp_path, reference):
+def test_sigkill_after_a_checkpoint_reports_the_whole_runs_loss(tmp_path, reference, observe):
     out = tmp_path / "expert"
     cfg = _cfg(out)
     sigkilled_before_writing(LOG_FILE, _train(cfg), nth=5)  # after checkpoint-4
     _train(cfg)()
     metrics = _metrics(out)
+    observe(f"resumed from step {metrics['resumed_from_step']}; train_loss {metrics['train_loss']:.6f} = "
+            f"uninterrupted {reference['train_loss']:.6f}; train_loss_this_run {metrics['train_loss_this_run']:.6f}")
     assert metrics["resumed_from_step"] == 4 and metrics["global_step"] == STEPS
     assert metrics["train_loss"] == reference["train_loss"]
     assert metrics["train_loss_this_run"] != reference["train_loss"]  # steps 5-6 only, kept for reference
 
 
-def test_corrupt_line_in_the_middle_names_file_and_line(tmp_path):
+def test_corrupt_line_in_the_middle_names_file_and_line(tmp_path, observe):
     out = tmp_path / "expert"
     cfg = _cfg(out)
     sigkilled_before_writing(LOG_FILE, _train(cfg), nth=4)  # log: steps 1-3, checkpoint-2
     lines = (out / LOG_FILE).read_text().splitlines()
     (out / LOG_FILE).write_text("\n".join([lines[0], "{not json", *lines[2:]]) + "\n")
-    with pytest.raises(AxialError, match=rf"{LOG_FILE}:2: "):
+    with pytest.raises(AxialError, match=rf"{LOG_FILE}:2: ") as e:
         _train(cfg)()
+    observe(f"`{str(e.value).replace(str(tmp_path), '...')[:80]}...`")
 
 
-def test_corrupt_eval_store_meta_names_the_file(tmp_path):
+def test_corrupt_eval_store_meta_names_the_file(tmp_path, observe):
     from axial.evaluate.store import ItemStore
 
     path = tmp_path / "items" / "bench.jsonl"
     path.parent.mkdir()
     (path.parent / "bench.meta.json").write_text('{"model": "m", "max_new')
-    with pytest.raises(AxialError, match=r"bench\.meta\.json"):
+    with pytest.raises(AxialError, match=r"bench\.meta\.json") as e:
         ItemStore(path).open({"model": "m"})
+    observe(f"`{str(e.value).replace(str(tmp_path), '...')[:80]}...`")
