@@ -3,12 +3,15 @@
 Output folder:
   adapter_model.safetensors, adapter_config.json   a plain PEFT adapter (PeftModel.from_pretrained loads it)
   axial_expert.json                                axis, data, split, injection, hyper-parameters, commit, metrics
+                                                   (train_loss over the whole run, resumed parts included; written
+                                                   last: its presence marks a finished expert)
   expert_config.json                               the ExpertConfig (written first; a rerun must agree with it)
-  train_log.jsonl                                  one line per logged step (loss, lr, ...)
+  train_log.jsonl                                  one line per logged step (loss, lr, ...), each step once
   checkpoints/checkpoint-N/                        every `save_steps` steps; removed once training finishes
 
 Killed at any point and started again with the same config, training resumes from the last complete
-checkpoint (Trainer restores adapter, optimizer, scheduler, RNG and data position).
+checkpoint (Trainer restores adapter, optimizer, scheduler, RNG and data position); the log's lines past that
+checkpoint, and a line cut off by the kill, are dropped first.
 """
 
 from __future__ import annotations

@@ -66,6 +66,13 @@ def chat_ok(port: int) -> bool:
     return status == 200 and json.loads(body)["usage"]["completion_tokens"] == 4
 
 
+def shed_counter(port: int) -> str:
+    with connect(port, timeout=5) as s:
+        text = request(s, "GET", "/metrics")[2].decode()
+    lines = [x for x in text.splitlines() if x.startswith("axial_connections_closed_total") and "shed_idle" in x]
+    return lines[0] if lines else "no axial_connections_closed_total{reason=shed_idle}"
+
+
 HALF_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
 
 
@@ -80,7 +87,8 @@ def test_idle_sockets_beyond_the_budget_are_shed_and_others_served(port, partial
         took = time.monotonic() - t0
         shed = sum(closed_by_server(s, 0.5) for s in socks[:40])
         observe(f"{n} idle sockets open (budget {SERVER_BUDGET}): /health and a chat request "
-                f"{'answered 200' if ok else 'NOT answered'} in {took:.2f} s; {shed} of the 40 oldest shed")
+                f"{'answered 200' if ok else 'NOT answered'} in {took:.2f} s; {shed} of the 40 oldest shed; "
+                f"/metrics: {shed_counter(port)}")
         assert ok
         assert took < HEADER_S, "served only after the idle sockets timed out"
         assert shed >= 30, f"only {shed} of the oldest 40 idle sockets were shed"
