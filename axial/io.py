@@ -2,8 +2,9 @@
 
 A rename within one filesystem is atomic (POSIX `rename`, Windows `MoveFileEx` through `os.replace`), so a
 reader — or a rerun after a kill or a power cut — sees either the previous complete file or the new complete
-file, never a truncated one. Every output axial writes goes through here; append-only logs that resume
-(`axial.evaluate.store.ItemStore`, `train_log.jsonl`) instead repair a cut-off last line when they are read.
+file, never a truncated one. Every output axial writes goes through here. Append-only logs that resume are
+the exception: they are appended to (`append_jsonl`, fsynced) and repair a cut-off last line when read back
+(`read_jsonl_resumable`; `axial.evaluate.store.ItemStore` and `train_log.jsonl` do the same their own way).
 
 A kill mid-write leaves a hidden `.tmp-<hex>-<name>` file beside the target; it is never read, and a later
 successful write of the same target removes such leftovers once they are an hour old (younger ones may belong
@@ -22,6 +23,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from axial.errors import DataError
 
 _PREFIX = ".tmp-"
 _LEFTOVER_AGE_S = 3600
@@ -124,3 +127,41 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
     _fsync_dir(path.parent)
     _remove_leftovers(path)
+
+
+def read_jsonl_resumable(path: str | Path) -> list[dict]:
+    """The rows of an append-only JSONL file whose writer may have been killed.
+
+    Every row is written as one line ending in a newline, so only a last line without its newline can be a
+    crash mid-write: it is cut off the file (that row is then redone), so the next append starts on a fresh
+    line. Any other unreadable line is corruption and an error naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    rows, offset = [], 0
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        if offset + len(line) == len(raw):  # the last piece: "" after a final newline, else a cut-off line
+            if line:
+                with open(path, "r+b") as f:
+                    f.truncate(offset)
+            break
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"corrupt line: {e.msg}", path=str(path), line=lineno) from e
+        offset += len(line) + 1
+    return rows
+
+
+def append_jsonl(path: str | Path, rows) -> None:
+    """Append rows, each as one line, flushed and fsynced so a later crash cannot take them back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -98,6 +98,9 @@ PROBES: dict[str, tuple[str, str, str]] = {
         "axial_expert.json train_loss = uninterrupted run's"),
     "test_corrupt_line_in_the_middle_names_file_and_line": (
         "5 resume: logs and kills", "garbage line in the middle of train_log.jsonl", "error naming file:line"),
+    "test_append_only_logs_survive_a_kill_mid_line": (
+        "5 resume: logs and kills", "killed mid-line while appending to a resumable JSONL log (Pareto cache, MORA)",
+        "the cut-off line is dropped and the next append lands on its own line; a corrupt middle line is named"),
     "test_corrupt_eval_store_meta_names_the_file": (
         "5 resume: logs and kills", "corrupt eval store meta file", "error naming the file"),
     "test_killed_eval_resumes_to_the_same_report": (

@@ -114,3 +114,26 @@ def test_corrupt_eval_store_meta_names_the_file(tmp_path, observe):
     with pytest.raises(AxialError, match=r"bench\.meta\.json") as e:
         ItemStore(path).open({"model": "m"})
     observe(f"`{str(e.value).replace(str(tmp_path), '...')[:80]}...`")
+
+
+def test_append_only_logs_survive_a_kill_mid_line(tmp_path, observe):
+    """axial.io's resumable JSONL (MORA samples and rewrites, the Pareto sweep's points and generations cache)."""
+    from axial.io import append_jsonl, read_jsonl_resumable
+
+    path = tmp_path / "generations.jsonl"
+
+    def appends():
+        for i in range(5):
+            append_jsonl(path, [{"source": f"pref:helpful={i}", "responses": ["x" * 50]}])
+
+    killed_while_writing("generations.jsonl", appends, nth=3, keep_bytes=7)
+    cut = path.read_bytes()
+    rows = read_jsonl_resumable(path)  # before the fix (Pareto cache): JSONDecodeError on the cut-off line
+    append_jsonl(path, [{"source": "next", "responses": []}])
+    observe(f"{len(cut)}-byte file with a cut-off 3rd line: {len(rows)} rows read, the partial line dropped; "
+            f"the next append reads back as row {len(read_jsonl_resumable(path))}")
+    assert [r["source"] for r in rows] == ["pref:helpful=0", "pref:helpful=1"] and not cut.endswith(b"\n")
+    assert [r["source"] for r in read_jsonl_resumable(path)][-1] == "next"
+    path.write_text('{"a": 1}\n{broken\n{"a": 2}\n')
+    with pytest.raises(AxialError, match=r"generations\.jsonl:2: corrupt line"):
+        read_jsonl_resumable(path)
