@@ -81,10 +81,13 @@ def test_oversized_integer_literal_is_400(port, observe):
     ({"axial": {"preference": {"helpful": 1e308, "harmless": 1e308}}}, "axial.preference"),
     ({"axial": {"preference": {"": 1}}}, "axial.preference"),
     ({"axial": {"preference": {f"axis{i}": 1 for i in range(40_000)}}}, "axial.preference"),
+    ({"axial": {"source": "pref:helpful=1e308,harmless=1e308"}}, "axial.source"),
+    ({"axial": {"source": "pref:" + "helpful=1," * 20_000}}, "axial.source"),
+    ({"axial": {"source": 5}}, "axial.source"),
 ], ids=["max_tokens-true", "max_tokens-str", "max_tokens-float", "max_completion_tokens-true", "n-true", "n-float",
         "temperature-true", "temperature-str", "top_p-str", "stream-str", "stream-int", "presence_penalty-false",
         "presence_penalty-0.5", "preference-true", "preference-str", "preference-1e308", "preference-empty-name",
-        "preference-40k-keys"])
+        "preference-40k-keys", "source-1e308", "source-200k-chars", "source-int"])
 def test_wrong_types_and_ranges_are_400_naming_the_field(port, change, param, observe):
     status, headers, data = _exchange_then_health(port, "POST", "/v1/chat/completions", _chat(**change))
     error = _error(status, headers, data)
