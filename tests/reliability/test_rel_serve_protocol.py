@@ -27,7 +27,9 @@ def _chat(**change) -> dict:
 def _error(status: int, headers: dict, body: bytes) -> dict:
     assert headers.get("content-type", "").startswith("application/json"), (status, body[:300])
     assert len(body) <= MAX_ERROR_BYTES, f"{len(body)}-byte error body"
-    error = json.loads(body)["error"]
+    parsed = json.loads(body)
+    assert "error" in parsed, f"HTTP {status}, accepted: {body[:80]!r}"
+    error = parsed["error"]
     assert set(error) == {"message", "type", "param", "code"}
     return error
 
