@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+import click
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from axial.errors import AxialError
 
@@ -49,21 +51,49 @@ def _register_all() -> None:
 def main(argv: list[str] | None = None) -> None:
     _register_all()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="axial", standalone_mode=False)
     except AxialError as e:
         console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
+    except _USAGE_ERRORS as e:
+        _usage_error(e, argv if argv is not None else sys.argv[1:])
+    except _ABORTS:
         sys.exit(130)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
+    # typer.Exit(code) is returned, not raised, when standalone_mode is off.
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
-    except SystemExit:
-        raise
+
+# typer >= 0.24 bundles its own copy of click: its usage errors derive from typer.exceptions.TyperException,
+# not from the installed click's ClickException, so both are caught (the latter for plain click code).
+_USAGE_ERRORS = (TyperException, click.ClickException)
+_ABORTS = (typer.Abort, click.exceptions.Abort, KeyboardInterrupt)
+
+
+def _usage_error(e: Exception, argv: list[str]) -> None:
+    """One line naming the problem and where to read more, then click's exit code (2 for usage errors)."""
+    code = getattr(e, "exit_code", 2)
+    if type(e).__name__ == "NoArgsIsHelpError":  # `axial` or `axial data` alone: the help is the answer
+        print(e.format_message(), file=sys.stderr)
+        sys.exit(code)
+    message = " ".join(e.format_message().split())
+    print(f"error: {message} (see '{_command_path(e, argv)} --help')", file=sys.stderr)
+    sys.exit(code)
+
+
+def _command_path(e: Exception, argv: list[str]) -> str:
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None:
+        return ctx.command_path
+    # Some errors (an option missing its value) carry no context: follow the subcommand names in argv.
+    command, path = typer.main.get_command(app), ["axial"]
+    for arg in argv:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command = sub
+        path.append(arg)
+    return " ".join(path)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from axial.errors import AxialError, DataError
+from axial.io import atomic_write_json
 
 T = TypeVar("T", bound="Config")
 
@@ -39,8 +40,7 @@ class Config:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
-        return path
+        return atomic_write_json(path, self.to_dict(), sort_keys=True, default=str)
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "config") -> T:

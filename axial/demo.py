@@ -23,6 +23,7 @@ from rich.table import Table
 from axial.axes import axis_names
 from axial.config import Config
 from axial.errors import AxialError
+from axial.io import atomic_write_json, atomic_write_text
 
 console = Console()
 
@@ -120,7 +121,7 @@ def demo(config: DemoConfig | None = None) -> dict:
     if "mora" in cfg.steps:
         results["steps"]["mora"] = _mora(cfg, out)
 
-    (out / "demo_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_json(out / "demo_results.json", results)
     console.print(f"\nWrote {out / 'demo_results.json'}. Next: `axial eval`, `axial pareto`, `axial serve` "
                   "(README).")
     return results
@@ -176,7 +177,7 @@ def _mocae(cfg, out, base, experts, prompts, answers) -> dict:
             attached.detach()
         train_router(RouterConfig(experts=experts, data=[f"builtin:{a}" for a in axis_names()], out=str(folder),
                                   model=cfg.model, epochs=40), base=base)
-        stamp.write_text(digest + "\n")
+        atomic_write_text(stamp, digest + "\n")
     metrics = json.loads((folder / "train_metrics.json").read_text())
     final = metrics.get("final") or {}
     table = Table("metric", "value")

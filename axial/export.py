@@ -15,6 +15,7 @@ import typer
 from axial import cliopts
 from axial.config import Config
 from axial.errors import AxialError
+from axial.io import atomic_dir
 from axial.mixture.resolved import Routed, WeightSource
 from axial.sources import SOURCE_OPTION_HELP, Source, parse_source
 
@@ -86,27 +87,30 @@ def export(variant, source: str | WeightSource, out: str | Path, format: str = "
     cfg = cfg.replace(model=str(getattr(model, "axial_spec", "") or getattr(spec, "model", "")),
                       experts=[e.source for e in mixture.experts], source=label,
                       expert_names=mixture.expert_names, expert_weights=weights)
-    if format == "peft":
-        from axial.mixture import save_expert
+    # Written into a temporary folder renamed to `out` at the end: a killed export leaves no half model that
+    # a rerun would refuse ("not empty") or a server would load.
+    with atomic_dir(out) as tmp:
+        if format == "peft":
+            from axial.mixture import save_expert
 
-        base_name = getattr(model, "name_or_path", None) or cfg.model or None
-        save_expert(_combined_expert(mixture, weights, name=f"export_{label}"), out, base_model_name=base_name)
-    else:
-        deltas = mixture.delta_weights(weights)
-        with mixture.detached():
-            state = model.state_dict()
-            ptrs = [p.data_ptr() for _, p in model.named_parameters(remove_duplicate=False)]
-            tied = {n for n in deltas if ptrs.count(model.get_submodule(n).weight.data_ptr()) > 1}
-            if tied:
-                raise AxialError(f"export: module(s) {sorted(tied)} share weights with another layer; folding "
-                                 "an update into them would change both; use --format peft")
-            for name, delta in deltas.items():
-                key = f"{name}.weight"
-                state[key] = (state[key].float() + delta.to(state[key].device)).to(state[key].dtype)
-            model.save_pretrained(out, state_dict=state)
-        if tok is not None:
-            tok.save_pretrained(out)
-    cfg.save(out / "axial_export.json")
+            base_name = getattr(model, "name_or_path", None) or cfg.model or None
+            save_expert(_combined_expert(mixture, weights, name=f"export_{label}"), tmp, base_model_name=base_name)
+        else:
+            deltas = mixture.delta_weights(weights)
+            with mixture.detached():
+                state = model.state_dict()
+                ptrs = [p.data_ptr() for _, p in model.named_parameters(remove_duplicate=False)]
+                tied = {n for n in deltas if ptrs.count(model.get_submodule(n).weight.data_ptr()) > 1}
+                if tied:
+                    raise AxialError(f"export: module(s) {sorted(tied)} share weights with another layer; "
+                                     "folding an update into them would change both; use --format peft")
+                for name, delta in deltas.items():
+                    key = f"{name}.weight"
+                    state[key] = (state[key].float() + delta.to(state[key].device)).to(state[key].dtype)
+                model.save_pretrained(tmp, state_dict=state)
+            if tok is not None:
+                tok.save_pretrained(tmp)
+        cfg.save(tmp / "axial_export.json")
     return out
 
 

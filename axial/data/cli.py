@@ -20,9 +20,10 @@ def _shorten(value, width: int = 300):
 
 
 def inspect(source: str, kind: str | None = None, *, skip_invalid: bool = False, split: str | None = None,
-            limit: int | None = None) -> str:
-    """A readable report on `source`: kind, record count, invalid count (first few errors), one example."""
-    result = load_records(source, kind, skip_invalid=skip_invalid, split=split, limit=limit)
+            limit: int | None = None, dedupe: bool = False) -> str:
+    """A readable report on `source`: kind, record count, invalid and duplicate counts (the first few of each,
+    with file:line), one example."""
+    result = load_records(source, kind, skip_invalid=skip_invalid, split=split, limit=limit, dedupe=dedupe)
     lines = [result.summary()]
     if result.records:
         example = result.records[0]
@@ -42,8 +43,10 @@ def register(app: typer.Typer) -> None:
                                                                         "and listed) instead of failing"),
         split: str | None = typer.Option(None, help="train | test | all: one side of the hash split"),
         limit: int | None = typer.Option(None, help="read at most this many records"),
+        dedupe: bool = typer.Option(False, "--dedupe", help="drop records repeating an earlier record's content "
+                                                            "(always counted and listed)"),
     ):
-        """Print the kind, record count, invalid count (with the first errors) and one example record."""
-        typer.echo(inspect(source, kind, skip_invalid=skip_invalid, split=split, limit=limit))
+        """Print the kind, record count, invalid and duplicate counts (with the first of each) and one example."""
+        typer.echo(inspect(source, kind, skip_invalid=skip_invalid, split=split, limit=limit, dedupe=dedupe))
 
     app.add_typer(data_app)

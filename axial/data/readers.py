@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from axial.data.kinds import KINDS, Kind, Row, RowError, detect_kind
-from axial.data.records import Record
+from axial.data.records import Record, content_key
 from axial.data.splits import check_split, record_split
 from axial.errors import AxialError, DataError
+from axial.io import atomic_write_lines
 
 # owner/name, owner/name:split or owner/name:config:split
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+){0,2}$")
@@ -40,6 +41,10 @@ class LoadResult:
     invalid: list[DataError] = field(default_factory=list)
     # Records kept as they are but worth knowing about (empty responses, merged dialogue turns).
     notes: list[DataError] = field(default_factory=list)
+    # Records with the same content as an earlier one (see axial.data.records.content_key), each naming the
+    # first copy; dropped when loaded with dedupe=True, else kept.
+    duplicates: list[DataError] = field(default_factory=list)
+    deduped: bool = False
     split: str = "all"
     test_fraction: float = 0.5
     n_other_split: int = 0
@@ -48,6 +53,10 @@ class LoadResult:
     @property
     def n_invalid(self) -> int:
         return len(self.invalid)
+
+    @property
+    def n_duplicates(self) -> int:
+        return len(self.duplicates)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -66,6 +75,9 @@ class LoadResult:
             lines.append(f"stopped at limit={self.stopped_at_limit}; the rest of the source was not read")
         lines.append(f"invalid: {self.n_invalid}" + (" (skipped)" if self.invalid else ""))
         lines += _listed(self.invalid, max_errors)
+        lines.append(f"duplicates: {self.n_duplicates}" + (
+            "" if not self.duplicates else " (dropped)" if self.deduped else " (kept; dedupe drops them)"))
+        lines += _listed(self.duplicates, max_errors)
         if self.notes:
             reasons = Counter(_ITEM.sub("", n.reason) for n in self.notes)
             lines.append(f"notes: {len(self.notes)} (records kept: "
@@ -91,7 +103,7 @@ class _Raw:
 
 def load_records(source: str | Path, kind: str | None = None, *, skip_invalid: bool = False,
                  split: str | None = None, limit: int | None = None, test_fraction: float = 0.5,
-                 axis: str | None = None) -> LoadResult:
+                 axis: str | None = None, dedupe: bool = False) -> LoadResult:
     """Read `source` (a .json/.jsonl/.csv/.parquet file, optionally .gz, or a hub id owner/name[:config]:split).
 
     kind: one of KINDS; detected from the first record's fields when None.
@@ -101,6 +113,8 @@ def load_records(source: str | Path, kind: str | None = None, *, skip_invalid: b
         `axial.data.splits` (by question / first user message); records of the other side are counted.
     limit: stop after this many records.
     axis: the axis recorded on every record (default: the record's own axis, else the dataset's axis).
+    dedupe: drop records whose content repeats an earlier record's (they are always counted and listed in
+        `.duplicates`, naming the line of the first copy; kept unless dedupe).
     """
     split = check_split(split)
     if limit is not None and limit < 1:
@@ -119,7 +133,8 @@ def load_records(source: str | Path, kind: str | None = None, *, skip_invalid: b
         raise DataError("contains no records", path=display)
     spec = KINDS[kind] if kind else _detect(head[-1], display, head[0])
 
-    result = LoadResult([], spec.name, display, split=split, test_fraction=test_fraction)
+    result = LoadResult([], spec.name, display, split=split, test_fraction=test_fraction, deduped=dedupe)
+    first_line: dict[str, int] = {}
     for index, raw in enumerate(itertools.chain(head, rows)):
         if limit is not None and len(result.records) >= limit:
             result.stopped_at_limit = limit
@@ -133,9 +148,18 @@ def load_records(source: str | Path, kind: str | None = None, *, skip_invalid: b
         record, notes = converted
         if split != "all" and record_split(record, test_fraction) != split:
             result.n_other_split += 1
+            continue
+        key = content_key(record)
+        if key in first_line:
+            prefix = f"({raw.label}) " if raw.label else ""
+            result.duplicates.append(DataError(f"{prefix}duplicate of line {first_line[key]}", path=display,
+                                               line=raw.line))
+            if dedupe:
+                continue
         else:
-            result.records.append(record)
-            result.notes.extend(notes)
+            first_line[key] = raw.line
+        result.records.append(record)
+        result.notes.extend(notes)
     return result
 
 
@@ -181,18 +205,22 @@ def _open_source(source: str | Path) -> tuple[str, Iterator[_Raw]]:
 def _file_rows(path: Path, display: str) -> Iterator[_Raw]:
     gz = path.suffix.lower() == ".gz"
     suffix = (Path(path.stem).suffix if gz else path.suffix).lower()
-    if suffix == ".parquet":
-        return _parquet_rows(path, display)
     if suffix not in _SUFFIXES:
         raise AxialError(f"{display}: unsupported file type '{suffix or path.name}'; "
                          f"expected one of {', '.join(_SUFFIXES)} (optionally .gz)")
     try:
         data = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"cannot read: {e}", path=display) from None
+    if suffix == ".parquet":
+        return _parquet_rows(data, display)
+    try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text (byte {e.start})", path=display) from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"cannot read: {e}", path=display) from None
+        # The line and column an editor shows (columns in bytes, since the line is not valid text).
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        raise DataError(f"not UTF-8 text (byte 0x{data[e.start]:02x} at column {e.start - line_start + 1}); "
+                        "re-save the file as UTF-8", path=display, line=data.count(b"\n", 0, e.start) + 1) from None
     if suffix == ".csv":
         return _csv_rows(text, display)
     if suffix == ".json" and text.lstrip().startswith("["):
@@ -291,11 +319,12 @@ def _csv_rows(text: str, display: str) -> Iterator[_Raw]:
         start = reader.line_num + 1
 
 
-def _parquet_rows(path: Path, display: str) -> Iterator[_Raw]:
+def _parquet_rows(data: bytes, display: str) -> Iterator[_Raw]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(data))
     except Exception as e:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"cannot read parquet: {e}", path=display) from None
     for i, row in enumerate(table.to_pylist(), 1):
@@ -327,9 +356,4 @@ def _hub_rows(hub_id: str) -> Iterator[_Raw]:
 
 def write_records(records: list[Record], path: str | Path) -> Path:
     """Write records as axial's own JSONL (one `to_dict()` per line), readable back with load_records."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-    return path
+    return atomic_write_lines(path, [json.dumps(r.to_dict(), ensure_ascii=False) for r in records])

@@ -6,6 +6,8 @@ single instructions go through the same chat template downstream.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -109,3 +111,11 @@ class LabeledResponseRecord:
 
 
 Record = SFTRecord | PreferenceRecord | QARecord | LabeledResponseRecord
+
+
+def content_key(record) -> str:
+    """What makes two records the same example: their kind and every field except id, source and meta
+    (which differ between copies of one example in different files or rows)."""
+    fields = {k: v for k, v in record.to_dict().items() if k not in ("id", "source", "meta")}
+    payload = json.dumps([record.kind, fields], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -12,6 +12,7 @@ from rich.console import Console
 from axial.errors import AxialError
 from axial.evaluate.benches import Bench, RunContext, get_bench
 from axial.evaluate.config import EvalConfig
+from axial.io import atomic_write_json
 from axial.stats import bootstrap_ci, deterministic_subset, paired_bootstrap_diff
 from axial.variants import VariantSpec, load_variant
 
@@ -99,8 +100,7 @@ class _Judges:
             # the validation data available validates it.
             console.print(f"[yellow]warning:[/] the {axis} judge is not validated: {e}")
             return {"error": f"not validated: {e}"}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"key": key, "validation": validation}, indent=2, default=str) + "\n")
+        atomic_write_json(cache, {"key": key, "validation": validation}, default=str)
         return validation
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -149,7 +149,7 @@ def evaluate(variants: Sequence[VariantSpec], benches: Sequence[str] | None = No
         if not isinstance(source, str):
             config.data[name] = f"<{bench_items[name][1]['records']} records passed in Python>"
     config.save(out / "eval_config.json")
-    (out / "variants.json").write_text(json.dumps([v.to_dict() for v in variants], indent=2) + "\n")
+    atomic_write_json(out / "variants.json", [v.to_dict() for v in variants])
 
     judges = _Judges(config, out)
     ctx = RunContext(config, out, judges, progress=progress)

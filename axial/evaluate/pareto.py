@@ -15,7 +15,6 @@ interpolating LoRA task vectors is linear in the output); the two differ once me
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from axial import cliopts
 from axial.config import Config
 from axial.errors import AxialError
+from axial.io import append_jsonl, atomic_output, atomic_write_json, atomic_write_text, read_jsonl_resumable
 from axial.preference.preference import parse_preference, simplex_grid
 from axial.sources import Base, Expert, Pref, Source, Uniform, Weights
 
@@ -159,7 +159,7 @@ def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | N
         cfg.save(out / "pareto_config.json")
         cache = out / "points.jsonl"
         if cache.exists():
-            done = {d["label"]: d["scores"] for d in map(json.loads, cache.read_text().splitlines()) if d}
+            done = {d["label"]: d["scores"] for d in read_jsonl_resumable(cache) if d}
     plan = sweep(mixture.expert_names, axes, cfg, anchors)
     keys = {point.label: _output_key(mixture, source) for point, source in plan}
     by_key: dict[tuple, dict] = {keys[p.label]: done[p.label] for p, _ in plan if p.label in done}
@@ -180,8 +180,7 @@ def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | N
         if missing:
             raise AxialError(f"pareto: point '{point.label}' has no scores for axis/axes {missing}")
         if out is not None and point.label not in done:
-            with (out / "points.jsonl").open("a") as f:
-                f.write(json.dumps({"label": point.label, "scores": point.scores}) + "\n")
+            append_jsonl(out / "points.jsonl", [{"label": point.label, "scores": point.scores}])
         points.append(point)
     report = summarise(points, axes, cfg)
     report["sources"] = {point.label: source.spec() for point, source in plan}
@@ -208,12 +207,10 @@ def generation_scorer(variant, prompts: Sequence, judges: dict, gen=None, *, cac
     def score(sources: Sequence[Source]) -> list[dict[str, list[float]]]:
         done: dict[str, list[str]] = {}
         path = Path(cache) if cache is not None else None
-        if path is not None and path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    if len(row["responses"]) == len(prompts):
-                        done[row["source"]] = row["responses"]
+        if path is not None:
+            for row in read_jsonl_resumable(path):  # a line cut off by a kill is dropped and regenerated
+                if len(row["responses"]) == len(prompts):
+                    done[row["source"]] = row["responses"]
         specs = [s.spec() for s in sources]
         todo = [s for s in sources if s.spec() not in done]
         # Enough sources per chunk for a few full batches, so a checkpoint comes every few batches.
@@ -227,9 +224,7 @@ def generation_scorer(variant, prompts: Sequence, judges: dict, gen=None, *, cac
             for j, s in enumerate(chunk):
                 done[s.spec()] = responses[j * len(prompts):(j + 1) * len(prompts)]
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with path.open("a") as f:
-                        f.write(json.dumps({"source": s.spec(), "responses": done[s.spec()]}) + "\n")
+                    append_jsonl(path, [{"source": s.spec(), "responses": done[s.spec()]}])
         variant.activate()
         all_prompts = [m for _ in specs for m in prompts]
         all_responses = [r for spec in specs for r in done[spec]]
@@ -305,7 +300,7 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (out / "pareto.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_json(out / "pareto.json", report, default=str)
     hv = report["hypervolume"]
     lines = [f"# Pareto sweep over {', '.join(axes)} ({report['n_items']} held-out items per point)", "",
              report["statistics"], "", "| hypervolume | estimate | 95% CI |", "|---|---|---|"]
@@ -321,7 +316,7 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     for p in report["points"]:
         cells = [f"{p['mean'][a]:.3f} [{p['ci95'][a][0]:.3f}, {p['ci95'][a][1]:.3f}]" for a in axes]
         lines.append(f"| {p['label']} | " + " | ".join(cells) + " |")
-    (out / "pareto.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "pareto.md", "\n".join(lines) + "\n")
 
     pairs = list(itertools.combinations(range(len(axes)), 2))
     fig = plt.figure(figsize=(5 * (len(pairs) + (len(axes) == 3)), 4.5))
@@ -356,7 +351,8 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     fig.suptitle(f"Pareto sweep; HV hoe {hv['hoe']['estimate']:.3g}"
                  + (f", linear {hv['linear']['estimate']:.3g}" if "linear" in hv else ""))
     fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=110)
+    with atomic_output(out / "pareto.png") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

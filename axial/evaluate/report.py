@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from axial.axes import axis_names
+from axial.io import atomic_output, atomic_write_json, atomic_write_text
 
 
 def _fmt(m: dict[str, Any] | None, pct: bool = True) -> str:
@@ -121,12 +121,14 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
     out = Path(out)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (out / "report.md").write_text(render_markdown(report))
+    # report.json last: it is the file that says the evaluation is complete.
     plot_report(report, out / "report.png")
+    atomic_write_text(out / "report.md", render_markdown(report))
+    atomic_write_json(out / "report.json", report, default=str)

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from axial.errors import AxialError
+from axial.errors import AxialError, DataError
+from axial.io import atomic_write_json
 
 
 class ItemStore:
@@ -27,7 +28,12 @@ class ItemStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         settings = json.loads(json.dumps(settings, default=str))
         if self.meta_path.exists():
-            old = json.loads(self.meta_path.read_text())
+            try:
+                old = json.loads(self.meta_path.read_text())
+            except json.JSONDecodeError as e:
+                raise DataError(f"corrupt settings file ({e.msg}); use a new --out folder, or delete it together "
+                                f"with {self.path.name} to redo those items", path=str(self.meta_path),
+                                line=e.lineno) from None
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
             if diff:
                 raise AxialError(
@@ -35,7 +41,7 @@ class ItemStore:
                     f"{ {k: old.get(k) for k in diff} } -> { {k: settings.get(k) for k in diff} }); "
                     "use a new --out folder or delete that file to redo it")
         else:
-            self.meta_path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            atomic_write_json(self.meta_path, settings, sort_keys=True)
         self._load()
         return self
 

@@ -28,6 +28,7 @@ from axial.experts.config import MIXED, ExpertConfig
 from axial.experts.data import load_axis_records
 from axial.experts.recipe import load_recipe
 from axial.experts.train import train_expert
+from axial.io import atomic_output, atomic_write_json, atomic_write_text
 
 MODES = {"inject": True, "no_inject": False}
 COMBINED = ("uniform", "sequential", "mixed")
@@ -183,8 +184,8 @@ def collapse_report(config: CollapseConfig) -> dict[str, Any]:
     shutil.copy(eval_dir / "eval_config.json", out / "eval_config.json")
     summary = summarise(report, vs_expert, list(trained), axes)
     summary["adapters"] = {m: {k: str(v) for k, v in f.items()} for m, f in trained.items()}
-    (out / "collapse_report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "collapse_report.md").write_text(render_markdown(summary))
+    atomic_write_text(out / "collapse_report.md", render_markdown(summary))
+    atomic_write_json(out / "collapse_report.json", summary)
     plot_collapse(summary, out / "collapse_report.png")
     return summary
 
@@ -283,5 +284,6 @@ def plot_collapse(summary: dict[str, Any], path: Path) -> None:
     ax.set_title("Axis collapse: gain vs base per axis")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)

@@ -15,7 +15,7 @@ MIXED = "mixed"
 TRAINING_FIELDS = ("axis", "data", "model", "method", "inject", "split", "limit", "lora_r", "lora_alpha",
                    "lora_dropout", "target_modules", "learning_rate", "epochs", "max_steps", "batch_size",
                    "grad_accum", "max_length", "warmup_ratio", "weight_decay", "lr_scheduler", "beta", "seed",
-                   "init_adapter", "dtype", "skip_invalid")
+                   "init_adapter", "dtype", "skip_invalid", "dedupe")
 
 
 @dataclass
@@ -57,6 +57,9 @@ class ExpertConfig(Config):
     init_adapter: str | None = None
     # Skip (and list in axial_expert.json) records that cannot train, e.g. an empty reply, instead of stopping.
     skip_invalid: bool = False
+    # Drop records repeating an earlier record's content (same axis, prompt and responses). Duplicates are
+    # always counted in axial_expert.json; without dedupe they are trained on as often as they appear.
+    dedupe: bool = False
     dtype: str = "auto"
     gradient_checkpointing: bool = False
     overwrite: bool = False

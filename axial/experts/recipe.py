@@ -27,6 +27,7 @@ import yaml
 
 from axial.errors import AxialError
 from axial.experts.config import ExpertConfig
+from axial.io import atomic_write_json
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PER_AXIS_FORBIDDEN = ("axis", "out", "model")
@@ -178,5 +179,5 @@ def train_experts(recipe: ExpertsRecipe | str | Path, overrides: list[str] | Non
         if name not in configs:
             raise AxialError(f"axis '{name}': not in recipe {recipe.source}; axes: {list(configs)}")
     Path(recipe.out).mkdir(parents=True, exist_ok=True)
-    (Path(recipe.out) / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), indent=2) + "\n")
+    atomic_write_json(Path(recipe.out) / "recipe.json", dataclasses.asdict(recipe))
     return {axis: train_expert(cfg) for axis, cfg in configs.items() if not axes or axis in axes}

@@ -4,10 +4,10 @@ which made them: a bf16 copy of a trained adapter, small enough to ship in the w
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from axial.errors import AxialError
+from axial.io import atomic_output, atomic_write_bytes, atomic_write_json
 
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -37,12 +37,14 @@ def export_expert(src: str | Path, dst: str | Path, *, dtype: str = "bf16", base
         raise AxialError(f"export_expert dtype: '{dtype}'; use bf16, fp16 or fp32")
     dst.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.to(target).contiguous() for k, v in load_file(str(weights)).items()}
-    save_file(tensors, str(dst / "adapter_model.safetensors"), metadata={"format": "pt"})
+    with atomic_output(dst / "adapter_model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     config = json.loads((src / "adapter_config.json").read_text())
     if base_model:
         config["base_model_name_or_path"] = base_model
-    (dst / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    for name in ("axial_expert.json", "train_log.jsonl"):
+    for name in ("train_log.jsonl", "axial_expert.json"):
         if (src / name).exists():
-            shutil.copy(src / name, dst / name)
+            atomic_write_bytes(dst / name, (src / name).read_bytes())
+    # Last: adapter_config.json is what makes the folder an adapter for PEFT and axial.
+    atomic_write_json(dst / "adapter_config.json", config)
     return dst

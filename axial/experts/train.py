@@ -3,12 +3,15 @@
 Output folder:
   adapter_model.safetensors, adapter_config.json   a plain PEFT adapter (PeftModel.from_pretrained loads it)
   axial_expert.json                                axis, data, split, injection, hyper-parameters, commit, metrics
+                                                   (train_loss over the whole run, resumed parts included; written
+                                                   last: its presence marks a finished expert)
   expert_config.json                               the ExpertConfig (written first; a rerun must agree with it)
-  train_log.jsonl                                  one line per logged step (loss, lr, ...)
+  train_log.jsonl                                  one line per logged step (loss, lr, ...), each step once
   checkpoints/checkpoint-N/                        every `save_steps` steps; removed once training finishes
 
 Killed at any point and started again with the same config, training resumes from the last complete
-checkpoint (Trainer restores adapter, optimizer, scheduler, RNG and data position).
+checkpoint (Trainer restores adapter, optimizer, scheduler, RNG and data position); the log's lines past that
+checkpoint, and a line cut off by the kill, are dropped first.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from axial.errors import AxialError
+from axial.errors import AxialError, DataError
 from axial.experts.config import MIXED, ExpertConfig
 from axial.experts.data import build_examples, load_axis_records
+from axial.io import atomic_write_json, atomic_write_lines
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     out = Path(config.out)
     if is_trained(out) and not config.overwrite:
         return out
+    if config.init_adapter:
+        _check_init_adapter(config.init_adapter)
     if config.overwrite and out.exists():
         shutil.rmtree(out)
     _check_resume_config(config, out)
@@ -64,6 +70,7 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
         loaded = load_axis_records(config.data, method=config.method, split=config.split, limit=config.limit,
                                    skip_invalid=config.skip_invalid)
         records = [(config.axis, r) for r in loaded]
+    records, duplicates = _duplicates(records, config.dedupe)
     examples, skipped = build_examples(records, config.method, config.inject, skip_invalid=config.skip_invalid)
     for reason in skipped:
         logger.warning("skipped: %s", reason)
@@ -83,9 +90,11 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
                        "not trained on", dropped, len(train_ex), config.max_length)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    metrics = {"train_loss": result.training_loss, "global_step": trainer.state.global_step,
+    metrics = {"train_loss": run_train_loss(trainer.state.log_history), "train_loss_this_run": result.training_loss,
+               "global_step": trainer.state.global_step,
                "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
                "n_skipped_invalid": len(skipped), "skipped_invalid": skipped,
+               "n_duplicates": len(duplicates), "deduped": config.dedupe, "duplicates": duplicates[:20],
                # TRL drops examples whose response is cut off entirely by max_length; count them.
                "n_train_dropped_by_max_length": len(train_ex) - len(trainer.train_dataset),
                "runtime_s_this_run": round(time.time() - started, 1)}
@@ -98,6 +107,43 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
         _write_sidecar(config, out, metrics, records)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
+
+
+def _duplicates(records: list, dedupe: bool) -> tuple[list, list[str]]:
+    """(records, descriptions of the records repeating an earlier one), duplicates dropped when `dedupe`.
+
+    Same content = same axis and same record content (axial.data.records.content_key), across all sources.
+    """
+    from axial.data.records import content_key
+
+    first: dict[tuple[str, str], int] = {}
+    kept, found = [], []
+    for i, (axis, record) in enumerate(records):
+        key = (axis, content_key(record))
+        if key in first:
+            found.append(f"record #{i} ({getattr(record, 'source', '') or axis} id={getattr(record, 'id', '')!r}) "
+                         f"duplicates record #{first[key]}")
+            if dedupe:
+                continue
+        else:
+            first[key] = i
+        kept.append((axis, record))
+    if found:
+        logger.warning("%d of %d training records repeat an earlier record's content; %s", len(found),
+                       len(records), "dropped (dedupe)" if dedupe else "trained on as often as they appear (set "
+                       "dedupe=true to drop them)")
+    return kept, found
+
+
+def _check_init_adapter(path: str) -> None:
+    """Before anything loads: the adapter to continue from must be a local safetensors PEFT folder (PEFT itself
+    would also accept a pickled adapter_model.bin, or try the hub)."""
+    from axial.mixture.experts import check_adapter_folder
+
+    try:
+        check_adapter_folder(path)
+    except AxialError as e:
+        raise AxialError(f"ExpertConfig.init_adapter: {e}") from None
 
 
 def _split_validation(examples: list[dict], val_size: int, seed: int) -> tuple[list[dict], list[dict]]:
@@ -250,24 +296,59 @@ def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> N
         "git_commit": _git_commit(),
         "metrics": metrics,
     }
-    tmp = out / (SIDECAR + ".tmp")
-    tmp.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
-    os.replace(tmp, out / SIDECAR)
+    atomic_write_json(out / SIDECAR, sidecar, default=str)
+
+
+def run_train_loss(log_history: list[dict]) -> float | None:
+    """Mean training loss over every step of the run, the part before a resume included.
+
+    Trainer's `training_loss` averages only the steps this process ran; the log history, restored from the
+    checkpoint on resume, has them all. Each entry's loss is weighted by the steps it covers.
+    """
+    total, steps, last = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            covered = entry["step"] - last
+            total, steps, last = total + entry["loss"] * covered, steps + covered, entry["step"]
+    return total / steps if steps else None
+
+
+def read_train_log(path: Path) -> list[str]:
+    """The log's complete lines. A last line cut off by a kill is dropped (that step is redone); a broken line
+    anywhere else is an error naming the file and line."""
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    cut_off = lines.pop()  # "" when the file ends with a newline, as every complete write does
+    kept = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"corrupt line ({e.msg}); only a cut-off last line is repaired on resume: fix or "
+                            "delete the line, or pass overwrite=true to start over", path=str(path),
+                            line=lineno) from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("step"), int):
+            raise DataError("expected a JSON object with an integer 'step'", path=str(path), line=lineno)
+        kept.append(line)
+    if cut_off.strip():
+        logger.warning("%s: dropped a cut-off last line (the run was killed while writing it)", path)
+    return kept
 
 
 class JsonlLogCallback(TrainerCallback):
     """Appends each Trainer log (loss, lr, grad norm) as one JSON line.
 
-    On resume, lines past the checkpoint (steps the killed run did and the resumed run redoes) are dropped
-    first, so the log holds each step once.
+    Before training starts, lines past the checkpoint it resumes from (steps the killed run did and this run
+    redoes; all of them when there is no checkpoint) and a cut-off last line are dropped, so the log holds each
+    step once.
     """
 
     def __init__(self, path: Path, resumed_step: int):
         self.path = path
-        if resumed_step and path.exists() and int(os.environ.get("RANK", "0")) == 0:
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resumed_step]
-            path.write_text("".join(line + "\n" for line in kept))
+        if path.exists() and int(os.environ.get("RANK", "0")) == 0:
+            kept = [line for line in read_train_log(path) if json.loads(line)["step"] <= resumed_step]
+            atomic_write_lines(path, kept)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:

@@ -8,7 +8,6 @@ an adapter's factors without wrapping the whole model.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -20,6 +19,7 @@ import torch
 
 from axial.config import read_json_object
 from axial.errors import AxialError, DataError
+from axial.io import atomic_output, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,28 @@ def _alpha_for(module: str, config: dict) -> float:
     return float(pattern.get(key, config["lora_alpha"]))
 
 
+def check_adapter_folder(path: str | Path) -> Path:
+    """A local PEFT adapter folder with adapter_config.json and safetensors weights, or an AxialError saying
+    what is missing. Every adapter axial loads passes through here, so the message is the same everywhere
+    (serve, chat, eval, training's init_adapter). A pickled adapter_model.bin is refused: weights load from
+    safetensors only."""
+    folder = Path(path)
+    if not folder.exists():
+        raise AxialError(f"expert '{folder}': does not exist (expected a local PEFT LoRA adapter folder)")
+    if not (folder / ADAPTER_CONFIG).is_file():
+        raise AxialError(f"expert '{folder}': no {ADAPTER_CONFIG} (expected a PEFT LoRA adapter folder)")
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        other = " (found adapter_model.bin: convert it to safetensors)" if (folder / "adapter_model.bin").exists() else ""
+        raise AxialError(f"expert '{folder}': no {ADAPTER_WEIGHTS}{other}")
+    return folder
+
+
 def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
     """Read a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)."""
     from safetensors.torch import load_file
 
-    folder = Path(path)
+    folder = check_adapter_folder(path)
     cfg_path = folder / ADAPTER_CONFIG
-    if not cfg_path.is_file():
-        raise AxialError(f"expert '{folder}': no {ADAPTER_CONFIG} (expected a PEFT LoRA adapter folder)")
     config = read_json_object(cfg_path)
     peft_type = config.get("peft_type")
     if peft_type != "LORA":
@@ -148,9 +162,6 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
             raise DataError(f"{key}={config[key]!r} ({why}) is not supported by the mixture layer",
                             path=str(cfg_path), field=key)
     weights_path = folder / ADAPTER_WEIGHTS
-    if not weights_path.is_file():
-        other = " (found adapter_model.bin: convert it to safetensors)" if (folder / "adapter_model.bin").exists() else ""
-        raise AxialError(f"expert '{folder}': no {ADAPTER_WEIGHTS}{other}")
     tensors = load_file(str(weights_path))
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -301,7 +312,8 @@ def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | No
     for m, f in expert.factors.items():
         tensors[f"base_model.model.{m}.lora_A.weight"] = f.A.detach().float().contiguous()
         tensors[f"base_model.model.{m}.lora_B.weight"] = (f.scaling * f.B.detach().float()).contiguous()
-    save_file(tensors, str(folder / ADAPTER_WEIGHTS))
+    with atomic_output(folder / ADAPTER_WEIGHTS) as tmp:
+        save_file(tensors, str(tmp))
     config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model_name,
         "r": r, "lora_alpha": r, "rank_pattern": pattern, "alpha_pattern": dict(pattern),
@@ -309,8 +321,9 @@ def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | No
         "fan_in_fan_out": False, "bias": "none", "lora_dropout": 0.0, "inference_mode": True,
         "init_lora_weights": True, "modules_to_save": None,
     }
-    (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     meta = dict(expert.meta)
     meta["name"] = expert.name
-    (folder / SIDECAR).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_json(folder / SIDECAR, meta, sort_keys=True, default=str)
+    # Last: adapter_config.json is what makes the folder an adapter (for PEFT and load_lora_expert).
+    atomic_write_json(folder / ADAPTER_CONFIG, config)
     return folder

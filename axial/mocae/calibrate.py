@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from axial.config import Config
-from axial.errors import AxialError
+from axial.errors import AxialError, DataError
+from axial.io import atomic_write_json, atomic_write_text
 from axial.mixture.resolved import Static
 from axial.mocae.calibration import (
     METHODS,
@@ -109,6 +110,23 @@ def _fmt(m: dict) -> str:
     return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
 
 
+def _train_keys(folder: Path) -> set[str]:
+    """The router's training prompts (hashed). Without them nothing could stop calibrating or reporting on
+    prompts the router was trained on, so a missing or unreadable file is an error, not an empty set."""
+    path = folder / TRAIN_KEYS
+    if not path.is_file():
+        raise AxialError(f"{path}: missing, so the router's training prompts are unknown and the calibration "
+                         "data cannot be checked against them; the router folder is incomplete (train_router "
+                         "was interrupted, or the file was not copied): retrain it with `axial train-router`")
+    try:
+        keys = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON: {e.msg}", path=str(path), line=e.lineno) from None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise DataError("expected a JSON list of sha256 hex strings", path=str(path))
+    return set(keys)
+
+
 def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
     """Fit and save DIR/calibration.json; write report JSON / MD / PNG under `out`; return the report."""
     from axial.mixture import Mixture
@@ -120,7 +138,7 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
     names = loaded.expert_names
     sources = cfg.data or rcfg.data
     limit = cfg.per_axis_limit if cfg.per_axis_limit is not None else rcfg.per_axis_limit
-    train_keys = set(json.loads((folder / TRAIN_KEYS).read_text())) if (folder / TRAIN_KEYS).is_file() else set()
+    train_keys = _train_keys(folder)
     parts, refused = {}, {}
     for part in ("calibration", "report"):
         examples = routing_examples(sources, names, part, heldout_fraction=rcfg.heldout_fraction,
@@ -165,12 +183,12 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
                              "after": _example_accuracy(after, rep, names)},
         "seconds": round(time.time() - t0, 1),
     }
-    (folder / CALIBRATION).write_text(json.dumps({"calibrator": calibrator.to_dict(), "report": str(out)},
-                                                 indent=2) + "\n")
-    (out / "calibration_report.json").write_text(json.dumps(report, indent=2) + "\n")
     reliability_diagram({"uncalibrated": (before, rep["labels"]), f"{cfg.method}": (after, rep["labels"])},
                         out / "reliability.png", title=f"router {folder.name}: held-out report half")
-    (out / "calibration_report.md").write_text(_markdown(report))
+    atomic_write_text(out / "calibration_report.md", _markdown(report))
+    atomic_write_json(out / "calibration_report.json", report)
+    # Last: calibration.json changes how the router routes, so it appears only with its report beside it.
+    atomic_write_json(folder / CALIBRATION, {"calibrator": calibrator.to_dict(), "report": str(out)})
     return report
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from axial.errors import AxialError
+from axial.io import atomic_output
 
 N_BINS = 15
 METHODS = ("temperature", "none")
@@ -252,6 +253,7 @@ def reliability_diagram(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path

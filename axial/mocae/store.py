@@ -13,7 +13,6 @@ top_k (0 = soft), calibration (none | fitted), importance (none | saved).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from axial.config import read_json_object
 from axial.errors import AxialError, DataError
+from axial.io import atomic_output, atomic_write_json
 from axial.mixture.resolved import Routed
 from axial.mixture.routing import GateConfig
 from axial.mocae.calibration import calibrator_from_dict
@@ -45,15 +45,16 @@ def save_router(router: MoCaERouter, folder: str | Path, *, expert_dirs: list[st
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().float().contiguous() for k, v in router.state_dict().items()},
-              str(folder / ROUTER_WEIGHTS))
+    with atomic_output(folder / ROUTER_WEIGHTS) as tmp:
+        save_file({k: v.detach().float().contiguous() for k, v in router.state_dict().items()}, str(tmp))
     # Both forms: absolute for the machine that trained it, relative to the router folder so a router committed
     # or copied together with its experts still finds them.
     absolute = [Path(d).resolve() for d in expert_dirs]
     relative = [os.path.relpath(d, folder.resolve()) for d in absolute]
     meta = {"router": router.config(), "expert_dirs": [str(d) for d in absolute], "expert_dirs_relative": relative,
             "base_model": base_model, "gate": {"top_k": top_k, "importance": importance}, **(extra or {})}
-    (folder / META).write_text(json.dumps(meta, indent=2) + "\n")
+    # Last: mocae.json marks a complete router (train_router writes its other files before calling this).
+    atomic_write_json(folder / META, meta)
     return folder
 
 

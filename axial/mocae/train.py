@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from axial.config import Config
 from axial.errors import AxialError
+from axial.io import atomic_output, atomic_write_json
 from axial.mixture.resolved import Routed, Static
 from axial.mocae.data import RoutingExample, routing_examples
 from axial.mocae.router import ARCHS, GRANULARITIES, SCOPES, MoCaERouter, task_vector_importance
@@ -390,8 +391,8 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
                                     max_length=cfg.max_length, tokens_per_prompt=cfg.tokens_per_prompt,
                                     teacher_forcing=cfg.teacher_forcing, batch_size=cfg.forward_batch_size,
                                     seed=cfg.seed)
-            save_file({k: v.contiguous() for k, v in data.items()}, str(out / FEATURES),
-                      metadata={"fingerprint": fingerprint})
+            with atomic_output(out / FEATURES) as tmp:
+                save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata={"fingerprint": fingerprint})
         t_features = time.time() - t0
         router = MoCaERouter(model.config.hidden_size, names, len(decoder_layers(model)), scope=cfg.scope,
                              granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden)
@@ -403,11 +404,13 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
                                   examples, cfg)
     finally:
         mixture.detach()
-    save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
-                extra={"train_examples": counts})
-    (out / TRAIN_KEYS).write_text(json.dumps(sorted({key_hash(e.key) for e in examples})) + "\n")
+    # mocae.json (written by save_router) comes last: a folder with it is a complete router, and calibrate
+    # relies on train_keys.json being there.
+    atomic_write_json(out / TRAIN_KEYS, sorted({key_hash(e.key) for e in examples}), indent=None)
     metrics = {"examples": counts, "feature_seconds": round(t_features, 1),
                "total_seconds": round(time.time() - t0, 1), "final": history[-1] if history else None,
                "history": history, "lm_history": lm_history}
-    (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json(out / "train_metrics.json", metrics)
+    save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
+                extra={"train_examples": counts})
     return out

@@ -16,8 +16,6 @@ The result is a plain PEFT adapter (`<out>/<mode>_<method>/final`), usable as an
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 
 from axial.data.records import PreferenceRecord, SFTRecord
 from axial.errors import AxialError
+from axial.io import atomic_write_bytes, atomic_write_json
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
@@ -131,6 +130,6 @@ def align(config, rows: Sequence[Mapping], decisions: Sequence[Mapping], arm: st
     final = out / "final"
     final.mkdir(parents=True, exist_ok=True)
     for name in ADAPTER_FILES:
-        shutil.copy2(previous / name, final / name)
-    (final / "mora_align.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_bytes(final / name, (previous / name).read_bytes())
+    atomic_write_json(final / "mora_align.json", summary)
     return final

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from axial.errors import AxialError
+from axial.io import atomic_output, atomic_write_json, atomic_write_lines
 
 CLASSES = ("single", "multi", "neither")
 
@@ -95,10 +96,8 @@ def isolate(config, rows: Sequence[Mapping], out_dir: str | Path | None = None) 
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "isolate.jsonl", "w") as f:
-            for p in per_prompt:
-                f.write(json.dumps(p) + "\n")
-        (out_dir / "isolate_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_lines(out_dir / "isolate.jsonl", [json.dumps(p) for p in per_prompt])
+        atomic_write_json(out_dir / "isolate_summary.json", summary)
         if len(axes) >= 2 and per_prompt:
             plot_reward_space(per_prompt, axes, cuts, out_dir / "isolate_scatter.png")
     return {"summary": summary, "prompts": per_prompt}
@@ -132,5 +131,6 @@ def plot_reward_space(per_prompt: Sequence[Mapping], axes: Sequence[str], cuts: 
     grid.flat[0].legend(fontsize=8)
     fig.suptitle(f"Reachable reward per prompt (best of k rollouts), n={len(per_prompt)}; dashed = hi, dotted = lo")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

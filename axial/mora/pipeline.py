@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from axial.errors import AxialError
+from axial.io import atomic_write_json
 from axial.mora.config import CONFIG_FILE, MoraConfig
 from axial.mora.prompts import Prompt, load_prompt_pools
 from axial.mora.sample import read_jsonl_resumable
@@ -46,9 +47,8 @@ def pools(config: MoraConfig) -> tuple[list[Prompt], list[Prompt]]:
         data = json.loads(path.read_text())
         return [Prompt(**p) for p in data["train"]], [Prompt(**p) for p in data["heldout"]]
     train, heldout = load_prompt_pools(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"train": [p.to_dict() for p in train], "heldout": [p.to_dict() for p in heldout]},
-                               ensure_ascii=False) + "\n")
+    atomic_write_json(path, {"train": [p.to_dict() for p in train], "heldout": [p.to_dict() for p in heldout]},
+                      indent=None, ensure_ascii=False)
     return train, heldout
 
 

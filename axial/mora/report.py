@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from axial.generate import GenerationConfig
+from axial.io import atomic_output, atomic_write_json, atomic_write_lines, atomic_write_text
 from axial.mora.prompts import Prompt
 from axial.stats import bootstrap_ci, paired_bootstrap_diff
 
@@ -57,9 +58,7 @@ def variant_scores(config, variant: str, prompts: Sequence[Prompt], generate, ju
     rows = [{"id": p.id, "axis": p.axis, "variant": variant, "response": r,
              "scores": {a: float(scores[a][i]) for a in judges}} for i, (p, r) in enumerate(zip(prompts, responses,
                                                                                                     strict=True))]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    tmp.replace(path)
+    atomic_write_lines(path, [json.dumps(r, ensure_ascii=False) for r in rows])
     return rows
 
 
@@ -115,9 +114,9 @@ def report(config, heldout: Sequence[Prompt], adapters: Mapping[str, Path], out_
             for s in by_source},
         "pipeline": _pipeline_facts(config),
     }
-    (out_dir / "mora_report.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out_dir / "mora_report.md").write_text(markdown(result, metrics))
     plot(result, metrics, out_dir / "mora_report.png")
+    atomic_write_text(out_dir / "mora_report.md", markdown(result, metrics))
+    atomic_write_json(out_dir / "mora_report.json", result, default=str)
     return result
 
 
@@ -222,5 +221,6 @@ def plot(result: Mapping, metrics: Sequence[str], path: Path) -> None:
     right.legend(fontsize=8)
     right.set_title("differences on the same prompts")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from axial.errors import AxialError
 from axial.generate import GenerationConfig
+from axial.io import atomic_write_json, atomic_write_lines
 from axial.mora.isolate import envelope, envelope_value
 from axial.mora.prompts import Prompt
 from axial.mora.sample import (
@@ -204,7 +205,7 @@ def rewrite(config, rows: Sequence[Mapping], isolated: Sequence[Mapping], out_di
     baseline = unrelated_similarity(encoder, originals) if encoder is not None else None
     summary = summarise(config, decisions, baseline)
     _write_rejected(out_dir / "rewrites_rejected.jsonl", decisions)
-    (out_dir / "rewrite_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out_dir / "rewrite_summary.json", summary)
     return summary
 
 
@@ -324,13 +325,8 @@ def summarise(config, decisions: Sequence[Mapping], baseline: dict | None) -> di
 
 
 def _write_rejected(path: Path, decisions: Sequence[Mapping]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        for d in decisions:
-            for c in d["candidates"]:
-                if c["status"] == "rejected":
-                    f.write(json.dumps({"id": d["id"], "original": d["original"], "rewrite": c["text"],
-                                        "reason": c["reason"], "similarity": c["similarity"],
-                                        "envelope": c["envelope"], "baseline_envelope": d["baseline_envelope"]},
-                                       ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_lines(path, [json.dumps({"id": d["id"], "original": d["original"], "rewrite": c["text"],
+                                          "reason": c["reason"], "similarity": c["similarity"],
+                                          "envelope": c["envelope"], "baseline_envelope": d["baseline_envelope"]},
+                                         ensure_ascii=False)
+                              for d in decisions for c in d["candidates"] if c["status"] == "rejected"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -23,57 +22,27 @@ from tqdm.auto import tqdm
 
 from axial.errors import AxialError, DataError
 from axial.generate import GenerationConfig, generate_responses
+from axial.io import append_jsonl, atomic_write_json, read_jsonl_resumable
 from axial.mora.prompts import Prompt
 
 Generator = Callable[[Sequence[Sequence[dict]], GenerationConfig], list[str]]
-
-
-def read_jsonl_resumable(path: Path) -> list[dict]:
-    """The rows of an append-only JSONL file whose writer may have been killed.
-
-    Every row is written as one line ending in a newline, so only a last line without its newline can be a
-    crash mid-write: it is cut off the file (its prompt is then redone). Any other unreadable line is corruption
-    and an error naming the line.
-    """
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    rows, offset = [], 0
-    for lineno, line in enumerate(raw.splitlines(keepends=True), 1):
-        if not line.endswith(b"\n"):
-            with open(path, "r+b") as f:
-                f.truncate(offset)
-            break
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"corrupt line: {e.msg}", path=str(path), line=lineno) from e
-        offset += len(line)
-    return rows
-
-
-def append_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    """Append rows, each as one line, flushed and fsynced so a later crash cannot take them back."""
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def check_meta(path: Path, meta: dict) -> None:
     """Write the settings beside a results file, or refuse to continue one made with different settings."""
     meta_path = path.with_name(path.name + ".meta.json")
     if meta_path.exists() and path.exists() and path.stat().st_size:
-        old = json.loads(meta_path.read_text())
+        try:
+            old = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"corrupt settings file ({e.msg}); use another `out`, or delete it together with "
+                            f"{path.name} to start over", path=str(meta_path), line=e.lineno) from None
         changed = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
         if changed:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise AxialError(f"{path}: was made with different settings ({detail}); use another `out` or delete "
                              "the file to start over")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(meta_path, meta, sort_keys=True)
 
 
 def hf_generator(model, tok) -> Generator:

@@ -79,6 +79,9 @@ def parse_preference(spec: str | Mapping[str, float] | Preference, axes: Sequenc
             raise AxialError(f"{where}: field '{key}': must be non-negative, got {value!r}")
         raw[key] = x
     total = sum(raw.values())
+    if not math.isfinite(total):
+        raise AxialError(f"{where}: the weights sum to {total} (too large for floating point); scale them down, "
+                         "only their ratios matter")
     if total <= 0:
         raise AxialError(f"{where}: all weights are zero; at least one axis needs a positive weight")
     values = [raw.get(n, 0.0) for n in names]

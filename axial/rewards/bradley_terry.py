@@ -29,6 +29,7 @@ from typing import Any
 from axial.config import Config
 from axial.data.records import Message
 from axial.errors import AxialError
+from axial.io import atomic_output
 from axial.rewards.base import Judge, _check_lengths
 from axial.rewards.features import POOLINGS, Encoder, Item, cached_features
 from axial.rewards.pairs import Pair, preference_pairs
@@ -256,8 +257,9 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
     cfg = config.replace(pooling=pooling, layer=int(layer), weight_decay=best["weight_decay"],
                          n_train=len(pairs), metrics=metrics)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({"weight": w.contiguous(), "mean": mean.contiguous(), "std": std.contiguous(),
-               "calibration": torch.tensor([head.calib_a, head.calib_b])}, str(out / HEAD_FILE))
+    with atomic_output(out / HEAD_FILE) as tmp:
+        save_file({"weight": w.contiguous(), "mean": mean.contiguous(), "std": std.contiguous(),
+                   "calibration": torch.tensor([head.calib_a, head.calib_b])}, str(tmp))
     cfg.save(out / CONFIG_FILE)
     _plot_selection(selection, out / "layer_selection.png", title=f"{config.axis} reward head: {config.folds}-fold CV on train")
     return out
@@ -284,7 +286,8 @@ def _plot_selection(selection: list[dict], path: Path, *, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 

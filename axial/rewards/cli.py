@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from axial.io import atomic_write_json
 from axial.rewards.registry import SPEC_HELP
 
 
@@ -41,5 +41,4 @@ def register(app: typer.Typer) -> None:
         result = validate_judge(load_judge(judge, axis=axis), axis, source=data, limit=limit)
         typer.echo(format_validation(result))
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=2) + "\n")
+            atomic_write_json(out, result)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from axial.data.records import Message
 from axial.errors import AxialError
+from axial.io import atomic_output, atomic_write_json
 
 POOLINGS = ("last", "mean")
 CHUNK = 128
@@ -206,10 +207,11 @@ def cached_features(encoder: Encoder, items: Sequence[Item], layers: Sequence[in
             part = missing[start:start + CHUNK]
             feats = encoder.encode(part, layers, progress=False)
             name = root / f"chunk-{hashlib.sha1(''.join(it.key for it in part).encode()).hexdigest()[:12]}"
-            save_file({k: v.to(torch.bfloat16).contiguous() for k, v in feats.items()}, f"{name}.safetensors")
+            with atomic_output(f"{name}.safetensors") as tmp:
+                save_file({k: v.to(torch.bfloat16).contiguous() for k, v in feats.items()}, str(tmp))
             # The metadata is written last: a chunk without it is ignored, so a kill never leaves a half chunk.
-            name.with_suffix(".json").write_text(json.dumps({"keys": [it.key for it in part],
-                                                             "features": sorted(feats)}))
+            atomic_write_json(name.with_suffix(".json"), {"keys": [it.key for it in part],
+                                                          "features": sorted(feats)}, indent=None)
             for row, it in enumerate(part):
                 known[it.key] = {k: feats[k][row].to(torch.bfloat16) for k in keys}
             bar.update(len(part))

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from axial.axes import axis_names, load_axes
 from axial.errors import AxialError
@@ -123,7 +124,7 @@ class ServerState:
     def route(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[WeightSource, object]:
         """(source, its resolved form) for a request: from the model name, or from the body's `axial` options."""
         if req.model not in self.models:
-            raise p.APIError(400, f"model: unknown model '{req.model}'; served: {sorted(self.models)}",
+            raise p.APIError(404, f"model: unknown model '{req.model}'; served: {sorted(self.models)}",
                              param="model", code="model_not_found")
         opts = req.axial
         if opts is not None and opts.routing == "preference":
@@ -238,8 +239,16 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request, e: StarletteHTTPException):
-        return JSONResponse(p.APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        # Routing errors (no such path, wrong method), worded as OpenAI words them.
+        headers = dict(e.headers or {})
+        if e.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; use {headers.get('Allow', '?')}"
+        elif e.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        else:
+            message = str(e.detail)
+        return JSONResponse(p.APIError(e.status_code, message).body(), status_code=e.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request, e: Exception):
@@ -276,8 +285,16 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
 
 async def _json(request: Request):
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        body = await request.body()
+    except ClientDisconnect:  # gone, or cut off by the body timeout (axial.serve.connections): nobody to answer
+        raise p.APIError(408, "the request body did not arrive") from None
+    try:
+        return json.loads(body)
+    except RecursionError:
+        # json's decoder recurses per nesting level; a hostile body must not become a 500 (which also costs
+        # the client its keep-alive connection).
+        raise p.APIError(400, "the request body is nested too deeply to parse") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, integers longer than 4300 digits
         raise p.APIError(400, f"the request body is not valid JSON: {e}") from None
 
 

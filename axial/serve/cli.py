@@ -40,6 +40,13 @@ def register(app: typer.Typer) -> None:
         batch_window_ms: float = typer.Option(10.0, help="how long a batch waits to fill up"),
         drain_timeout_s: float = typer.Option(30.0, help="on SIGTERM, time to finish admitted requests"),
         max_body_bytes: int = typer.Option(1_000_000),
+        header_timeout_s: float = typer.Option(10.0, help="a request's head must arrive within this (slow or "
+                                               "silent connections are closed)"),
+        body_timeout_s: float = typer.Option(30.0, help="a request's body must arrive within this of its head "
+                                             "(else 408)"),
+        keep_alive_s: float = typer.Option(5.0, help="idle keep-alive connections close after this"),
+        max_connections: int = typer.Option(0, help="open connections; beyond it idle ones are closed to admit "
+                                            "new ones (0 = 2 x (max-queue + max-batch) + 32)"),
         dtype: str = typer.Option("auto", help=cliopts.DTYPE_HELP),
         device: str = typer.Option("auto", help=cliopts.DEVICE_HELP),
     ):
@@ -59,5 +66,6 @@ def register(app: typer.Typer) -> None:
             model=model, experts=cliopts.experts_list(experts), axes=axes, name=name, sources=sources,
             host=host, port=port, max_batch=max_batch, max_queue=max_queue, max_tokens=max_tokens,
             batch_window_ms=batch_window_ms, drain_timeout_s=drain_timeout_s, max_body_bytes=max_body_bytes,
-            dtype=dtype, device=device)
+            header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s, keep_alive_s=keep_alive_s,
+            max_connections=max_connections, dtype=dtype, device=device)
         serve(config, api_keys=[api_key] if api_key else [])

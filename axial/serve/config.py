@@ -31,8 +31,21 @@ class ServeConfig(Config):
     # SIGTERM: unfinished requests get this long, then a 503.
     drain_timeout_s: float = 30.0
     max_body_bytes: int = 1_000_000
+    # Slow or idle clients (axial/serve/connections.py): a request head must arrive within header_timeout_s of
+    # the connection opening (or of the previous response), its body within body_timeout_s of the head; idle
+    # keep-alive connections close after keep_alive_s. At max_connections open connections, the ones waiting
+    # for a request are closed, longest-waiting first, to admit new ones. 0 = 2 x (max_queue + max_batch) + 32.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 0
     dtype: str = "auto"
     device: str = "auto"
+
+    def connection_budget(self) -> int:
+        """Open connections allowed: every admissible request (queue + batch) twice over (their 429s and
+        streams in flight) and room for /health and /metrics."""
+        return self.max_connections or 2 * (self.max_queue + self.max_batch) + 32
 
     def validate(self) -> None:
         for key in ("max_batch", "max_queue", "max_tokens", "max_body_bytes"):
@@ -44,6 +57,16 @@ class ServeConfig(Config):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
                 raise AxialError(f"ServeConfig.{key}: must be a finite number >= 0, got {value}")
+        for key in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise AxialError(f"ServeConfig.{key}: must be a finite number > 0, got {value}")
+        if self.max_connections < 0:
+            raise AxialError(f"ServeConfig.max_connections: must be >= 0 (0 = automatic), got {self.max_connections}")
+        if self.max_connections and self.max_connections < self.max_queue + self.max_batch + 2:
+            raise AxialError(f"ServeConfig.max_connections: {self.max_connections} cannot hold max_queue + max_batch "
+                             f"({self.max_queue} + {self.max_batch}) requests plus /health; use at least "
+                             f"{self.max_queue + self.max_batch + 2} (or 0 = automatic)")
         for name, spec in self.sources.items():
             if not name or ":" in name or not isinstance(spec, str) or not spec.strip():
                 raise AxialError(f"ServeConfig.sources: '{name}' must be a name without ':' mapping to a source "

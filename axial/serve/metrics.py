@@ -28,6 +28,10 @@ class Metrics:
         self.tokens = Counter("axial_tokens", "Tokens processed", ["kind"], registry=r)
         self.finished = Counter("axial_rows_finished", "Generation rows by how they ended", ["reason"], registry=r)
         self.rejected = Counter("axial_rejected", "Requests refused before generation", ["reason"], registry=r)
+        self.connections_closed = Counter(
+            "axial_connections_closed", "Connections the server closed on its own (header_timeout, body_timeout, "
+            "shed_idle: over the connection budget while waiting for a request, over_capacity: refused)",
+            ["reason"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

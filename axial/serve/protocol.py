@@ -8,29 +8,47 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# Messages and params quote the request (a model name, an axis name); these caps keep every error body small
+# however large the request that caused it.
+MAX_MESSAGE_CHARS = 1000
+MAX_PARAM_CHARS = 200
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+
 
 class APIError(Exception):
     """An error answered as OpenAI's {"error": {"message", "type", "param", "code"}} body."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
                  headers: dict[str, str] | None = None):
+        message = _clip(message, MAX_MESSAGE_CHARS)
+        param = _clip(param, MAX_PARAM_CHARS) if param else param
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.headers = headers or {}
 
     @property
     def type(self) -> str:
-        return {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                413: "invalid_request_error", 429: "rate_limit_error",
-                503: "service_unavailable"}.get(self.status, "server_error")
+        # As OpenAI answers: every client error is an invalid_request_error (401 and 404 included, told apart
+        # by status and code), rate limits are "requests", and anything on the server's side a server_error.
+        if self.status == 429:
+            return "requests"
+        return "invalid_request_error" if self.status < 500 else "server_error"
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 class _Strict(BaseModel):
-    # A field the server does not implement is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid")
+    # A field the server does not implement is an error, never silently ignored; values are not coerced
+    # (max_tokens: true, "3" or 2.0 is an error, not 1, 3 and 2). Integers are still accepted as numbers.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+MAX_AXES = 64
+MAX_AXIS_NAME = 64
 
 
 class TextPart(_Strict):
@@ -51,9 +69,19 @@ class AxialOptions(_Strict):
     """`extra_body={"axial": {...}}`: where this request's mixture weights come from (one of the three)."""
 
     source: str | None = None  # any axial.sources string, e.g. "pref:helpful=0.7,harmless=0.3"
-    preference: dict[str, float] | None = None
+    # Bounded: a preference names axes, of which a server has a handful, with short names.
+    preference: dict[str, float] | None = Field(None, max_length=MAX_AXES)
     # The pre-`source` spellings: "mocae" = the source declared as `mocae`; "preference" = use `preference`.
     routing: Literal["preference", "mocae"] | None = None
+
+    @field_validator("preference")
+    @classmethod
+    def _short_names(cls, v):
+        for name in v or {}:
+            if len(name) > MAX_AXIS_NAME:
+                raise ValueError(f"an axis name of {len(name)} characters; axis names have at most "
+                                 f"{MAX_AXIS_NAME}")
+        return v
 
 
 class StreamOptions(_Strict):
@@ -68,12 +96,26 @@ class _Common(_Strict):
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    n: Literal[1] = 1
+    n: int = 1
     user: str | None = None
     # Accepted only at their neutral value, because clients such as LangChain always send them.
-    presence_penalty: Literal[0] = 0
-    frequency_penalty: Literal[0] = 0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
     axial: AxialOptions | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, v):
+        if v != 1:
+            raise ValueError(f"only 1 is supported (one choice per request), got {v}")
+        return v
+
+    @field_validator("presence_penalty", "frequency_penalty")
+    @classmethod
+    def _neutral(cls, v):
+        if v != 0:
+            raise ValueError(f"only 0 is supported, got {v}")
+        return v
 
     @field_validator("stop")
     @classmethod
@@ -113,9 +155,14 @@ def parse(model: type[BaseModel], data) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
+        err = e.errors(include_url=False, include_input=False)[0]
         param = ".".join(str(x) for x in err["loc"] if x not in _UNION_TAGS) or None
-        msg = "unsupported parameter" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unsupported parameter"
+        elif err["type"] == "value_error":  # our validators' own words, without pydantic's "Value error, "
+            msg = str(err["ctx"]["error"])
+        else:
+            msg = err["msg"]
         raise APIError(400, f"{param}: {msg}" if param else msg, param=param) from None
 
 

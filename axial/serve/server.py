@@ -55,12 +55,20 @@ def serve(config: ServeConfig, api_keys: Sequence[str] = ()) -> None:
     if not api_keys and config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without an API key: anyone who can reach this port can use it", config.host)
     app = create_app(load_engine(config), config, api_keys)
-    # The scheduler bounds admitted work; limit_concurrency also bounds open connections and their tasks,
-    # with room for the 429s, /health and /metrics (uvicorn answers 503 beyond it).
-    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
-                               timeout_graceful_shutdown=config.drain_timeout_s + 5,
-                               limit_concurrency=2 * (config.max_queue + config.max_batch) + 32)
-    GracefulServer(uv_config).run()
+    GracefulServer(uvicorn_config(app, config, host=config.host, port=config.port)).run()
+
+
+def uvicorn_config(app, config: ServeConfig, **kwargs) -> uvicorn.Config:
+    """uvicorn settings for `app`: the h11 protocol with head/body timeouts and a connection budget that sheds
+    idle sockets (axial.serve.connections) instead of uvicorn's limit_concurrency, which answers every new
+    request 503 once idle sockets fill it. The scheduler bounds admitted work; the budget bounds sockets."""
+    from axial.serve.connections import ConnectionLimits, guarded_protocol
+
+    limits = ConnectionLimits(header_timeout_s=config.header_timeout_s, body_timeout_s=config.body_timeout_s,
+                              keep_alive_s=config.keep_alive_s, max_connections=config.connection_budget())
+    kwargs.setdefault("log_level", "info")
+    return uvicorn.Config(app, http=guarded_protocol(limits), timeout_keep_alive=config.keep_alive_s,
+                          timeout_graceful_shutdown=config.drain_timeout_s + 5, **kwargs)
 
 
 class GracefulServer(uvicorn.Server):

@@ -45,7 +45,7 @@ def test_every_file_is_covered(shared):
 @pytest.mark.parametrize("rel, kind, n, n_notes", FILES)
 def test_file_parses_with_zero_errors(shared, rel, kind, n, n_notes):
     res = load_records(shared / rel)
-    assert (res.kind, len(res), res.n_invalid, len(res.notes)) == (kind, n, 0, n_notes)
+    assert (res.kind, len(res), res.n_invalid, len(res.notes), res.n_duplicates) == (kind, n, 0, n_notes, 0)
 
 
 @pytest.mark.parametrize("rel", NOT_RECORDS)

@@ -98,8 +98,11 @@ def test_missing_weights_file_and_bad_sidecar_are_named(tmp_path):
     (folder / "adapter_model.safetensors").unlink()
     with pytest.raises(AxialError, match="no adapter_model.safetensors"):
         load_lora_expert(folder)
-    with pytest.raises(AxialError, match="no adapter_config.json"):
+    with pytest.raises(AxialError, match="does not exist"):
         load_lora_expert(tmp_path / "nowhere")
+    (folder / "adapter_config.json").unlink()
+    with pytest.raises(AxialError, match="no adapter_config.json"):
+        load_lora_expert(folder)
 
 
 def test_experts_from_finetuned_cli(tiny_model_dir, tmp_path):

@@ -7,10 +7,8 @@ import socket
 import threading
 import time
 
-import uvicorn
-
 from axial.serve import ServeConfig, create_app
-from axial.serve.server import GracefulServer
+from axial.serve.server import GracefulServer, uvicorn_config
 
 
 @contextlib.contextmanager
@@ -49,8 +47,7 @@ def running(engine, api_keys=(), **config):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = GracefulServer(uvicorn.Config(app, log_level="warning",
-                                           timeout_graceful_shutdown=cfg.drain_timeout_s + 5))
+    server = GracefulServer(uvicorn_config(app, cfg, log_level="warning"))  # the settings `axial serve` uses
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

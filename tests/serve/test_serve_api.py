@@ -76,7 +76,6 @@ def test_models_lists_base_and_presets(server):
     ({"extra_body": {"axial": {"preference": {"helpful": "much"}}}}, "axial.preference.helpful"),
     ({"extra_body": {"axial": {"routing": "mocae", "preference": {"helpful": 1}}}}, "axial.routing"),
     ({"model": "tiny:safe", "extra_body": {"axial": {"preference": {"helpful": 1}}}}, "axial"),
-    ({"model": "gpt-4"}, "model"),
     ({"max_tokens": 65}, "max_tokens"),
     ({"max_tokens": 0}, "max_tokens"),
     ({"messages": [{"role": "user", "content": "x" * 600}]}, "messages"),
@@ -91,6 +90,13 @@ def test_bad_requests_are_400_naming_the_field(server, change, param):
     assert e.value.body["param"] == param
     assert e.value.body["type"] == "invalid_request_error"
     assert param.split(".")[-1] in e.value.body["message"]
+
+
+def test_unknown_model_is_404_as_openai_answers(server):
+    with pytest.raises(openai.NotFoundError) as e:
+        _chat(server.client(), model="gpt-4")
+    assert (e.value.body["param"], e.value.body["code"]) == ("model", "model_not_found")
+    assert e.value.body["type"] == "invalid_request_error"
 
 
 def test_non_finite_preference_is_400(server):
