@@ -6,8 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    import axial.lmeval  # noqa: F401  (registers the model)
     from lm_eval.__main__ import cli_evaluate
+
+    import axial.lmeval  # noqa: F401  (registers the model)
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
