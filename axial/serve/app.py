@@ -165,22 +165,25 @@ class ServerState:
                              f"start-up may (declared: {sorted(self.declared)})", param="axial.source")
         return source, self.resolve(self.declared.get(source.spec(), source), "axial.source")
 
-    async def prepare(self, req: p.ChatRequest | p.CompletionRequest) -> tuple[GenRequest, dict]:
+    async def prepare(self, req: p.ChatRequest) -> tuple[GenRequest, dict]:
         source, resolved = self.route(req)
-        if isinstance(req, p.ChatRequest):
-            messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                        for m in req.messages]
-            ids = await asyncio.to_thread(self.engine.encode_chat, messages)
-            prompt_param = "messages"
-            max_tokens, budget_param = req.max_completion_tokens or req.max_tokens, (
-                "max_completion_tokens" if req.max_completion_tokens else "max_tokens")
-        else:
-            ids = await asyncio.to_thread(self.engine.encode_text, req.prompt)
-            prompt_param, max_tokens, budget_param = "prompt", req.max_tokens, "max_tokens"
+        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                    for m in req.messages]
+        ids = await asyncio.to_thread(self.engine.encode_chat, messages)
+        max_tokens, budget_param = req.max_completion_tokens or req.max_tokens, (
+            "max_completion_tokens" if req.max_completion_tokens else "max_tokens")
+        gen = self.admit(req, ids, source, prompt_param="messages", max_tokens=max_tokens,
+                         budget_param=budget_param)
+        return gen, self.describe_source(req, source, resolved)
+
+    def admit(self, req: p.ChatRequest | p.CompletionRequest, ids: Sequence[int], source: WeightSource, *,
+              prompt_param: str, max_tokens: int | None, budget_param: str, **extra) -> GenRequest:
+        """A GenRequest for prompt `ids`, once the prompt and the token budget fit this server (else a 400)."""
         context = self.engine.context_length
         if not ids:
             raise p.APIError(400, f"{prompt_param}: the prompt is empty", param=prompt_param)
-        if len(ids) >= context:
+        # A prompt may fill the context only when nothing is generated after it (max_tokens=0: scoring).
+        if len(ids) > context or (len(ids) == context and max_tokens != 0):
             raise p.APIError(400, f"{prompt_param}: the prompt is {len(ids)} tokens; this model's context is "
                              f"{context} tokens", param=prompt_param, code="context_length_exceeded")
         room = context - len(ids)
@@ -193,10 +196,12 @@ class ServerState:
             raise p.APIError(400, f"{budget_param}: {len(ids)} prompt tokens + {max_tokens} new tokens exceed "
                              f"the context of {context}", param=budget_param, code="context_length_exceeded")
         temperature = 0.0 if req.temperature is None else req.temperature
-        gen = GenRequest(prompt_ids=tuple(ids), max_tokens=max_tokens, source=source, temperature=temperature,
-                         top_p=1.0 if req.top_p is None else req.top_p, stop=tuple(req.stop or ()))
+        return GenRequest(prompt_ids=tuple(ids), max_tokens=max_tokens, source=source, temperature=temperature,
+                          top_p=1.0 if req.top_p is None else req.top_p, stop=tuple(req.stop or ()), **extra)
+
+    def describe_source(self, req, source: WeightSource, resolved) -> dict:
         name = next((m for m, s in self.models.items() if s is source), req.model)
-        return gen, describe(name, source, resolved, self.engine.expert_names)
+        return describe(name, source, resolved, self.engine.expert_names)
 
     def submit(self, gen: GenRequest) -> Row:
         try:
@@ -274,11 +279,13 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
 
     @app.post("/v1/chat/completions", dependencies=auth)
     async def chat_completions(request: Request):
-        return await _complete(state, request, p.parse(p.ChatRequest, await _json(request)), chat=True)
+        return await _complete(state, request, p.parse(p.ChatRequest, await _json(request)))
 
     @app.post("/v1/completions", dependencies=auth)
     async def completions(request: Request):
-        return await _complete(state, request, p.parse(p.CompletionRequest, await _json(request)), chat=False)
+        from axial.serve.completions import complete
+
+        return await complete(state, request, p.parse(p.CompletionRequest, await _json(request)))
 
     return app
 
@@ -298,14 +305,15 @@ async def _json(request: Request):
         raise p.APIError(400, f"the request body is not valid JSON: {e}") from None
 
 
-async def _complete(state: ServerState, request: Request, req, *, chat: bool):
+async def _complete(state: ServerState, request: Request, req: p.ChatRequest):
+    """/v1/chat/completions (/v1/completions: axial.serve.completions)."""
     gen, info = await state.prepare(req)
     row = state.submit(gen)
-    rid = p.new_id("chatcmpl" if chat else "cmpl")
+    rid = p.new_id("chatcmpl")
     n_prompt = len(gen.prompt_ids)
     if req.stream:
         usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_sse(state, row, rid, req.model, chat, n_prompt, usage),
+        return StreamingResponse(_sse(state, row, rid, req.model, True, n_prompt, usage),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     watcher = asyncio.create_task(_cancel_on_disconnect(state, request, row))
     parts: list[str] = []
@@ -321,8 +329,7 @@ async def _complete(state: ServerState, request: Request, req, *, chat: bool):
         watcher.cancel()
     if event.reason == "cancelled":
         return JSONResponse(p.APIError(499, "the client closed the request").body(), status_code=499)
-    build = p.chat_response if chat else p.completion_response
-    return build(rid, req.model, "".join(parts), event.reason, n_prompt, event.tokens, info)
+    return p.chat_response(rid, req.model, "".join(parts), event.reason, n_prompt, event.tokens, info)
 
 
 async def _events(state: ServerState, row: Row):

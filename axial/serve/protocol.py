@@ -131,17 +131,57 @@ class ChatRequest(_Common):
     max_completion_tokens: int | None = Field(None, ge=1)
 
 
-class CompletionRequest(_Common):
-    prompt: str | list[str]
+MAX_PROMPTS = 256
+MAX_LOGPROBS = 20
 
-    @field_validator("prompt")
+
+class CompletionRequest(_Common):
+    """/v1/completions as OpenAI and vLLM define it: one prompt or a list of them (a batch: choices[i].index =
+    i), each a string or token ids; `echo` returns the prompt before the completion; `logprobs` = k returns each
+    token's log-probability and its top-k alternatives (with `echo`, the prompt's too; max_tokens=0 + echo +
+    logprobs scores a prompt without generating)."""
+
+    prompt: str | list[str] | list[list[int]] | list[int]
+    max_tokens: int | None = Field(None, ge=0)
+    echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+    seed: int | None = None
+
+    @field_validator("prompt", mode="before")
     @classmethod
-    def _one_prompt(cls, v):
-        if isinstance(v, list):
-            if len(v) != 1:
-                raise ValueError("send one prompt per request (batching happens on the server)")
-            return v[0]
-        return v
+    def _prompt_shape(cls, v):
+        # Checked here, not by the union, so that a bad prompt gets one message naming the element at fault.
+        def token_ids(ids, where):
+            if not ids:
+                raise ValueError(f"{where} is an empty list of token ids")
+            for j, t in enumerate(ids):
+                if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+                    raise ValueError(f"{where}[{j}] is {t!r}; token ids are whole numbers >= 0")
+
+        if isinstance(v, str):
+            return v
+        if not isinstance(v, list) or not v:
+            raise ValueError("expected a string, a list of token ids, or a non-empty list of strings or of token-id "
+                             "lists")
+        if len(v) > MAX_PROMPTS and not all(isinstance(x, int) for x in v):
+            raise ValueError(f"{len(v)} prompts; at most {MAX_PROMPTS} per request")
+        if all(isinstance(x, str) for x in v):
+            return v
+        if all(isinstance(x, list) for x in v):
+            for i, ids in enumerate(v):
+                token_ids(ids, f"prompt[{i}]")
+            return v
+        if all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            token_ids(v, "prompt")
+            return v
+        raise ValueError("mixes kinds; give one string, a list of token ids, a list of strings or a list of "
+                         "token-id lists")
+
+    def prompts(self) -> list[str | list[int]]:
+        """The prompts of this request, in choice order."""
+        if isinstance(self.prompt, str) or (self.prompt and isinstance(self.prompt[0], int)):
+            return [self.prompt]
+        return list(self.prompt)
 
 
 # pydantic puts the union member it tried into an error's location; they are not field names.
@@ -182,11 +222,10 @@ def chat_response(rid: str, model: str, text: str, reason: str, prompt: int, com
             "usage": usage(prompt, completion), "axial": axial}
 
 
-def completion_response(rid: str, model: str, text: str, reason: str, prompt: int, completion: int,
+def completion_response(rid: str, model: str, choices: list[dict], prompt: int, completion: int,
                         axial: dict) -> dict:
     return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": None}],
-            "usage": usage(prompt, completion), "axial": axial}
+            "choices": choices, "usage": usage(prompt, completion), "axial": axial}
 
 
 def chat_chunk(rid: str, model: str, *, delta: dict, reason: str | None = None) -> dict:

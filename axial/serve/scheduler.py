@@ -38,6 +38,7 @@ class Event:
     reason: str = ""  # done: stop | length | cancelled
     status: int = 0  # error: HTTP status
     tokens: int = 0  # completion tokens so far
+    logprobs: object = None  # done: the row's engine.RowLogprobs, when it asked for log-probabilities
 
 
 class Row:
@@ -65,8 +66,8 @@ class Row:
             self._metrics.first_token.observe(self.first_text - self.admitted)
         self._put(Event("text", text=text, tokens=tokens))
 
-    def finish(self, reason: str, tokens: int) -> None:
-        self._end(Event("done", reason=reason, tokens=tokens))
+    def finish(self, reason: str, tokens: int, logprobs=None) -> None:
+        self._end(Event("done", reason=reason, tokens=tokens, logprobs=logprobs))
 
     def fail(self, status: int, message: str) -> None:
         self._end(Event("error", text=message, status=status))
