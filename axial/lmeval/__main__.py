@@ -6,9 +6,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lm_eval.__main__ import cli_evaluate
+    from axial.lmeval import register, require
 
-    import axial.lmeval  # noqa: F401  (registers the model)
+    require()
+    register()
+    from lm_eval.__main__ import cli_evaluate
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]

@@ -184,3 +184,38 @@ def test_bad_model_args_are_named(world, kwargs, message):
     with pytest.raises(AxialError, match=None) as e:
         AxialLM(**args)
     assert message in str(e.value)
+
+
+TINY_CSV = """Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source
+Adversarial,Misc,What colour is the sky?,It is blue,Blue; It is blue,It is green; Red,x
+Adversarial,Misc,Can pigs fly?,No,No; Pigs cannot fly,Yes; Pigs fly at night,x
+Adversarial,Misc,Is water wet?,Water makes things wet,Yes,No; Water is dry,x
+"""
+
+
+def test_axial_lm_eval_cli_runs_truthfulqa_tasks(world, tmp_path):
+    """`axial write-truthfulqa-tasks` + `axial lm-eval --model axial ...` (lm-eval's CLI, the model registered by
+    axial) end to end on the tiny model; the scores equal lm-eval's hf model on the same folder."""
+    import json
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from axial.cli import main
+
+    csv = tmp_path / "tqa.csv"
+    csv.write_text(TINY_CSV)
+    main(["write-truthfulqa-tasks", "--data", str(csv), "--out", str(tmp_path / "tasks"), "--split", "all"])
+    docs = [json.loads(x) for x in (tmp_path / "tasks" / "truthfulqa_csv.jsonl").read_text().splitlines()]
+    assert [d["mc1_targets"]["choices"][0] for d in docs] == ["It is blue.", "No.", "Water makes things wet."]
+    assert docs[2]["mc2_targets"] == {"choices": ["Water makes things wet.", "Yes.", "No.", "Water is dry."],
+                                      "labels": [1, 1, 0, 0]}
+    main(["lm-eval", "--model", "axial", "--model_args", f"model={world['model_dir']}", "dtype=fp32",
+          "--device", "cpu", "--include_path", str(tmp_path / "tasks"), "--tasks", "truthfulqa_mc1_csv",
+          "truthfulqa_mc2_csv", "--output_path", str(tmp_path / "out")])
+    result = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
+    hf = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": world["model_dir"], "dtype": "float32"},
+                                 tasks=["truthfulqa_mc1_csv", "truthfulqa_mc2_csv"], device="cpu",
+                                 task_manager=TaskManager(include_path=str(tmp_path / "tasks")))["results"]
+    for task in ("truthfulqa_mc1_csv", "truthfulqa_mc2_csv"):
+        assert result[task]["acc,none"] == pytest.approx(hf[task]["acc,none"], abs=1e-6)
