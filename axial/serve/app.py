@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions, /v1/completions   (stream=True: server-sent events)
     GET  /v1/models, /health, /metrics
+    GET  /tokenizer_info, POST /tokenize, /detokenize   (vLLM's, for lm-eval's remote tokenizer)
 
 Per request the mixture weights come from a weight source (axial.sources): named by the model
 (`embedded` = the base model, `embedded:<name>` = a declared source or default preset) or given in the body
@@ -287,6 +288,24 @@ def create_app(engine: Engine, config: ServeConfig, api_keys: Sequence[str] = ()
 
         return await complete(state, request, p.parse(p.CompletionRequest, await _json(request)))
 
+    @app.get("/tokenizer_info", dependencies=auth)
+    async def tokenizer_info():
+        from axial.serve.completions import tokenizer_info
+
+        return tokenizer_info(state)
+
+    @app.post("/tokenize", dependencies=auth)
+    async def tokenize(request: Request):
+        from axial.serve.completions import TokenizeRequest, tokenize
+
+        return await tokenize(state, p.parse(TokenizeRequest, await _json(request)))
+
+    @app.post("/detokenize", dependencies=auth)
+    async def detokenize(request: Request):
+        from axial.serve.completions import DetokenizeRequest, detokenize
+
+        return await detokenize(state, p.parse(DetokenizeRequest, await _json(request)))
+
     return app
 
 
@@ -424,7 +443,8 @@ class _BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
+_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics",
+                        "/tokenizer_info", "/tokenize", "/detokenize"})
 
 
 class _Observe:

@@ -22,6 +22,8 @@ as lm-evaluation-harness's `local-completions` speak:
   `axial.lmeval.AxialLM` pools over the context only. Static sources give the same numbers either way.
 - `stream` works for one prompt without `logprobs` (with `echo`, the prompt comes as the first chunk); a batch
   of prompts, `logprobs` or max_tokens=0 with `stream` is a 400.
+- GET /tokenizer_info, POST /tokenize and /detokenize as vLLM has them, so lm-eval's `tokenizer_backend=auto`
+  (or `remote`) uses the served model's own tokenizer and needs no local copy.
 - `seed` makes sampling repeatable: a seeded sampling request runs alone in its batch with the generator
   seeded. It does nothing for greedy decoding, which is deterministic anyway.
 """
@@ -40,7 +42,7 @@ from axial.serve.engine import RowLogprobs
 
 def _prompt_ids(state, prompt, param: str) -> list[int]:
     vocab = state.engine.vocab_size
-    bad = next((j for j, t in enumerate(prompt) if t >= vocab), None)
+    bad = next((j for j, t in enumerate(prompt) if not 0 <= t < vocab), None)
     if bad is not None:
         where = f"{param}[{bad}]"
         raise p.APIError(400, f"{where}: token id {prompt[bad]} is not in this model's vocabulary "
@@ -177,3 +179,41 @@ def openai_logprobs(tokenizer, report: RowLogprobs | None, k: int) -> dict:
             top_logprobs.append(entry)
     return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top_logprobs,
             "text_offset": text_offset}
+
+
+# ---- vLLM's tokenizer endpoints: what lm-eval's remote tokenizer backend needs ----------------------------------
+class TokenizeRequest(p._Strict):
+    prompt: str
+    add_special_tokens: bool = True
+    model: str | None = None
+
+
+class DetokenizeRequest(p._Strict):
+    tokens: list[int]
+    model: str | None = None
+
+
+def _check_model(state, model: str | None) -> None:
+    if model is not None and model not in state.models:
+        raise p.APIError(400, f"model: unknown model '{model}'; served: {sorted(state.models)}", param="model",
+                         code="model_not_found")
+
+
+def tokenizer_info(state) -> dict:
+    tok = state.engine.tokenizer
+    return {"tokenizer_class": type(tok).__name__, "eos_token": tok.eos_token, "bos_token": tok.bos_token,
+            "pad_token": tok.pad_token, "chat_template": getattr(tok, "chat_template", None),
+            "model_max_length": state.engine.context_length}
+
+
+async def tokenize(state, req: TokenizeRequest) -> dict:
+    _check_model(state, req.model)
+    tok = state.engine.tokenizer
+    ids = await asyncio.to_thread(lambda: tok(req.prompt, add_special_tokens=req.add_special_tokens)["input_ids"])
+    return {"tokens": ids, "count": len(ids), "max_model_len": state.engine.context_length}
+
+
+async def detokenize(state, req: DetokenizeRequest) -> dict:
+    _check_model(state, req.model)
+    _prompt_ids(state, req.tokens, "tokens")
+    return {"prompt": await asyncio.to_thread(state.engine.tokenizer.decode, req.tokens)}

@@ -187,10 +187,13 @@ def test_lm_eval_local_completions_equals_axial_lm(server, engine, tmp_path):
     ll = [Instance("loglikelihood", {}, pr, i) for i, pr in enumerate(pairs)]
     gen = [Instance("generate_until", {}, (c, {"until": ["\n"], "max_gen_toks": 6}), i)
            for i, c in enumerate(["Hi", "The cat sat"])]
+    # A local copy of the tokenizer, and the server's own through its vLLM-style /tokenize (lm-eval's "auto").
+    tokenizers = {"tiny": {"tokenizer": str(tmp_path / "tok"), "tokenizer_backend": "huggingface"},
+                  "tiny:helpful": {}}
     for model_name, source in (("tiny", "base"), ("tiny:helpful", "pref:helpful=1")):
-        api = LocalCompletionsAPI(base_url=server.url + "/v1/completions", model=model_name,
-                                  tokenizer=str(tmp_path / "tok"), tokenizer_backend="huggingface", batch_size=3,
-                                  max_length=512)
+        api = LocalCompletionsAPI(base_url=server.url + "/v1/completions", model=model_name, batch_size=3,
+                                  max_length=512, **tokenizers[model_name])
+        assert api.tokenizer_backend == ("huggingface" if tokenizers[model_name] else "remote")
         lm = AxialLM(variant=LoadedVariant(VariantSpec(model="tiny"), engine.model, engine.tokenizer,
                                            engine.mixture, parse_source(source)), batch_size=2)
         remote = api.loglikelihood(ll)
@@ -202,3 +205,16 @@ def test_lm_eval_local_completions_equals_axial_lm(server, engine, tmp_path):
         idle(server)
         assert remote_text == lm.generate_until(gen)
         engine.mixture.use(Static(None))
+
+
+def test_tokenizer_endpoints(server, engine):
+    info = httpx.get(server.url + "/tokenizer_info").json()
+    assert info["eos_token"] == engine.tokenizer.eos_token and info["model_max_length"] == engine.context_length
+    ids = httpx.post(server.url + "/tokenize", json={"prompt": PROMPTS[2], "add_special_tokens": False}).json()
+    assert ids["tokens"] == engine.tokenizer(PROMPTS[2], add_special_tokens=False)["input_ids"]
+    assert httpx.post(server.url + "/detokenize", json={"tokens": ids["tokens"]}).json()["prompt"] == PROMPTS[2]
+    for path, body, param in (("/detokenize", {"tokens": [10 ** 7]}, "tokens[0]"),
+                              ("/tokenize", {"prompt": "x", "messages": []}, "messages"),
+                              ("/tokenize", {"prompt": "x", "model": "gpt-4"}, "model")):
+        r = httpx.post(server.url + path, json=body)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param
