@@ -3,7 +3,7 @@
     python benchmarks/lmeval_speed.py --data ../shared/data/truthfulqa/TruthfulQA.csv --limit 20 \
         --out benchmarks/results/lmeval
 
-Prints and writes OUT/speed.json + OUT/speed.md: wall seconds of each model's scoring (simple_evaluate on
+Prints and writes OUT/speed.json + OUT/speed.md + OUT/speed.png (`--replot` redraws the PNG from speed.json): wall seconds of each model's scoring (simple_evaluate on
 truthfulqa_mc1_csv + truthfulqa_mc2_csv; model loading excluded), their ratio, and how far apart the two are
 per answer (max |Δ log-likelihood| over all choices, and whether every item's MC1 / MC2 agree).
 """
@@ -24,7 +24,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--out", default="benchmarks/results/lmeval")
+    ap.add_argument("--replot", action="store_true", help="only redraw OUT/speed.png from OUT/speed.json")
     args = ap.parse_args()
+    if args.replot:
+        plot(Path(args.out))
+        return
 
     import lm_eval
     import torch
@@ -71,7 +75,26 @@ def main() -> None:
         + f"\nHFLM / AxialLM time: **{result['hf_over_axial']:.2f}x**. Agreement over {n_choices} choices: max "
           f"|Δ log-likelihood| = {max_diff:.2e}; per-item acc equal (to 1e-3) on {acc_agree}/{n_items} "
           "task-items.\n")
+    plot(out)
     print(json.dumps(result, indent=2))
+
+
+def plot(out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = json.loads((out / "speed.json").read_text())
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    names = list(r["seconds"])
+    ax.barh(names, [r["seconds"][n] for n in names], color=["tab:blue", "tab:gray"])
+    ax.set_xlabel("seconds (one run)")
+    ax.set_title(f"lm-eval TruthfulQA MC, {r['questions']} questions, {r['model']} fp32 CPU\n"
+                 f"HFLM / AxialLM = {r['hf_over_axial']:.2f}x; max |dLL| = {r['max_abs_loglik_diff']:.1e}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "speed.png", dpi=120)
 
 
 if __name__ == "__main__":
