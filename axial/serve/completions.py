@@ -195,7 +195,7 @@ class DetokenizeRequest(p._Strict):
 
 def _check_model(state, model: str | None) -> None:
     if model is not None and model not in state.models:
-        raise p.APIError(400, f"model: unknown model '{model}'; served: {sorted(state.models)}", param="model",
+        raise p.APIError(404, f"model: unknown model '{model}'; served: {sorted(state.models)}", param="model",
                          code="model_not_found")
 
 

@@ -213,11 +213,11 @@ def test_tokenizer_endpoints(server, engine):
     ids = httpx.post(server.url + "/tokenize", json={"prompt": PROMPTS[2], "add_special_tokens": False}).json()
     assert ids["tokens"] == engine.tokenizer(PROMPTS[2], add_special_tokens=False)["input_ids"]
     assert httpx.post(server.url + "/detokenize", json={"tokens": ids["tokens"]}).json()["prompt"] == PROMPTS[2]
-    for path, body, param in (("/detokenize", {"tokens": [10 ** 7]}, "tokens[0]"),
-                              ("/tokenize", {"prompt": "x", "messages": []}, "messages"),
-                              ("/tokenize", {"prompt": "x", "model": "gpt-4"}, "model")):
+    for path, body, status, param in (("/detokenize", {"tokens": [10 ** 7]}, 400, "tokens[0]"),
+                                      ("/tokenize", {"prompt": "x", "messages": []}, 400, "messages"),
+                                      ("/tokenize", {"prompt": "x", "model": "gpt-4"}, 404, "model")):
         r = httpx.post(server.url + path, json=body)
-        assert r.status_code == 400 and r.json()["error"]["param"] == param
+        assert r.status_code == status and r.json()["error"]["param"] == param
 
 
 def test_seeded_sampling_repeats(server):
