@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from axial.errors import AxialError
+from axial.io import atomic_write_lines, atomic_write_text
 
 TRUTHFULQA_TASKS = ("truthfulqa_mc1_csv", "truthfulqa_mc2_csv")
 
@@ -52,12 +53,10 @@ def write_truthfulqa_tasks(data: str, out: str | Path, *, split: str = "test", l
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     docs_path = (out / "truthfulqa_csv.jsonl").resolve()
-    with docs_path.open("w", encoding="utf-8") as f:
-        for doc in truthfulqa_docs(items):
-            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    atomic_write_lines(docs_path, [json.dumps(doc, ensure_ascii=False) for doc in truthfulqa_docs(items)])
     for task, base in zip(TRUTHFULQA_TASKS, ("truthfulqa_mc1.yaml", "truthfulqa_mc2.yaml"), strict=True):
         # JSON strings are valid YAML scalars, so paths with any characters stay intact.
-        (out / f"{task}.yaml").write_text(
+        atomic_write_text(out / f"{task}.yaml", (
             f"include: {json.dumps(str((lm_eval_tasks / base).resolve()))}\n"
             f"task: {task}\n"
             "tag: axial_truthfulqa_csv\n"
@@ -68,9 +67,9 @@ def write_truthfulqa_tasks(data: str, out: str | Path, *, split: str = "test", l
             # The datasets cache of these documents stays in the folder, not in the user's HF cache.
             f"  cache_dir: {json.dumps(str((out / 'hf_datasets_cache').resolve()))}\n"
             f"metadata:\n  axial_source: {json.dumps(str(data))}\n  split: {split}\n"
-            f"  limit: {json.dumps(limit)}\n  seed: {seed}\n", encoding="utf-8")
-    (out / "README.md").write_text(
+            f"  limit: {json.dumps(limit)}\n  seed: {seed}\n"))
+    atomic_write_text(out / "README.md", (
         f"lm-eval tasks {', '.join(TRUTHFULQA_TASKS)} written by axial.lmeval.tasks.write_truthfulqa_tasks from "
         f"{data} (split {split}, limit {limit}, seed {seed}; {info['n']} questions). Run with "
-        f"`--include_path {out} --tasks {' '.join(TRUTHFULQA_TASKS)}`.\n", encoding="utf-8")
+        f"`--include_path {out} --tasks {' '.join(TRUTHFULQA_TASKS)}`.\n"))
     return {"tasks": list(TRUTHFULQA_TASKS), "n": info["n"], "docs": str(docs_path), "folder": str(out)}
