@@ -69,7 +69,7 @@ def main() -> None:
             a = np.array([x["dtypes"][dtype][config]["ratio_median"] for x in runs["after"]])
             change = a / b
             boots = np.median(rng.choice(change, (2000, len(change))), axis=1)
-            table[f"{dtype} | {config}"] = {
+            table[f"{dtype}: {config}"] = {
                 "before_ratio_to_base": float(np.median(b)), "after_ratio_to_base": float(np.median(a)),
                 "after_over_before": float(np.median(change)),
                 "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))], "rounds": len(change)}
