@@ -195,7 +195,8 @@ def build_report(config: EvalConfig, variants, bench_items, per_variant, judges)
                 continue
             metrics = bench.metrics(records, config)
             results[name][bench_name] = {
-                k: {**bootstrap_ci(m.rows, m.statistic, resamples=resamples, seed=seed), "judged": m.judged}
+                k: {**bootstrap_ci(m.rows, m.statistic, resamples=resamples, seed=seed), "judged": m.judged,
+                    "by": _produced_by(bench, m)}
                 for k, m in metrics.items()}
             if first is None:
                 first = metrics
@@ -203,8 +204,11 @@ def build_report(config: EvalConfig, variants, bench_items, per_variant, judges)
                 differences[name][bench_name] = {
                     k: paired_bootstrap_diff(first[k].rows, m.rows, m.statistic, resamples=resamples, seed=seed)
                     for k, m in metrics.items()}
+    used = {r.get("by") for benches in results.values() for ms in benches.values() for r in ms.values()
+            if isinstance(r, dict)}
     return {
         "config": config.to_dict(),
+        "instruments": {k: v for k, v in _instruments().items() if k in used},
         "variants": [v.to_dict() for v in variants],
         "benches": {b: {"axis": get_bench(b).axis, "headline": list(get_bench(b).headline),
                         "judged": get_bench(b).judged, **bench_items[b][1]} for b in config.benches},
@@ -213,4 +217,24 @@ def build_report(config: EvalConfig, variants, bench_items, per_variant, judges)
         "differences_vs_first": differences,
         "statistics": f"percentile bootstrap over items, {resamples} resamples, seed {seed}; differences are "
                       "paired (same items) against the first variant",
+    }
+
+
+def _produced_by(bench: Bench, metric) -> str | None:
+    """What produced a metric: "judge:<axis>" (see report["judges"]), an instrument key (see
+    report["instruments"]) or None (read off the model or the text itself: log-likelihoods, lengths)."""
+    if metric.judged:
+        return f"judge:{bench.axis}"
+    return metric.instrument
+
+
+def _instruments() -> dict[str, dict[str, Any]]:
+    from axial.evaluate import refusal
+
+    return {
+        "refusal": refusal.describe(),
+        "references": {"name": "lm-eval truthfulqa_gen reference overlap", "kind": "reference metric",
+                       "detail": "BLEU (sacrebleu) / ROUGE (rouge_score) of the completion to the true minus "
+                                 "the false reference answers; no judge, nothing to validate but the "
+                                 "references themselves"},
     }

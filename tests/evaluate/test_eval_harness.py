@@ -99,7 +99,8 @@ def test_end_to_end_report(patched, tmp_path):
     for bench in ALL:
         for m in saved["differences_vs_first"]["b"][bench].values():
             assert m["value"] == pytest.approx(0.0, abs=1e-9)
-    assert set(saved["judges"]) == {"honest", "harmless", "helpful"}
+    # truthfulqa_gen is scored against reference answers, not by the honest judge
+    assert set(saved["judges"]) == {"harmless", "helpful"}
     lines = (tmp_path / "items" / "a" / "alpaca.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     assert len(lines) == 5 and {"prompt", "response", "scores"} <= set(rec)
