@@ -248,3 +248,49 @@ def test_alpaca_symmetric_judge_is_asked_once_per_item_after_the_first_batch(pat
     patched["helpful"] = judge = Symmetric("helpful")
     evaluate([VariantSpec(source="base", name="a")], ["alpaca"], DATA, tmp_path, cfg(), progress=False)
     assert judge.calls == 2 + 1 + 1  # first batch of 2 both orders, then batches of 2 and 1 once each
+
+
+def test_overrefusal_shares_alpaca_responses_and_needs_no_judge(patched, tmp_path, monkeypatch):
+    import axial.generate
+
+    generated = []
+    real = axial.generate.generate_responses
+
+    def counting(model, tok, prompts, *a, **k):
+        generated.extend(json.dumps(p) for p in prompts)
+        return real(model, tok, prompts, *a, **k)
+
+    monkeypatch.setattr(axial.generate, "generate_responses", counting)
+    v = [VariantSpec(source="base", name="a")]
+    path = tmp_path / "alpaca_eval.json"
+    path.write_text(json.dumps([{"instruction": f"Instruction {i}", "output": "ref " * (i + 1)} for i in range(5)]))
+    data = {"overrefusal": str(path), "alpaca": str(path)}
+    report = evaluate(v, ["overrefusal"], data, tmp_path, cfg(judge=False), progress=False)
+    m = report["results"]["a"]["overrefusal"]["over_refusal_rate"]
+    assert m["n"] == 5 and m["by"] == "refusal" and not patched  # scored without any judge
+    assert "refusal" in report["instruments"]
+    report = evaluate(v, ["overrefusal", "alpaca"], data, tmp_path, cfg(), progress=False)
+    assert report["results"]["a"]["alpaca"]["win_rate"]["by"] == "judge:helpful"
+    assert len(generated) == 5  # the alpaca bench reused the 5 benign responses
+    assert (tmp_path / "items" / "a" / "alpaca.responses.jsonl").exists()
+    assert not (tmp_path / "items" / "a" / "overrefusal.responses.jsonl").exists()
+    md = (tmp_path / "report.md").read_text()
+    assert "refusal detector" in md and "axial-refusal-rules" in md
+
+
+def test_truthfulqa_gen_scores_against_references_without_a_judge(patched, tmp_path):
+    v = [VariantSpec(source="base", name="a")]
+    report = evaluate(v, ["truthfulqa_gen"], DATA, tmp_path, cfg(judge=False), progress=False)
+    r = report["results"]["a"]["truthfulqa_gen"]
+    assert r["bleu_acc"]["n"] == 6 and r["bleu_acc"]["by"] == "references"
+    assert 0 <= r["rougeL_acc"]["value"] <= 1 and "bleu_diff" in r
+    assert not patched and report["judges"] == {}
+    rec = json.loads((tmp_path / "items" / "a" / "truthfulqa_gen.jsonl").read_text().splitlines()[0])
+    assert rec["prompt"].startswith("<QA primer>") and rec["prompt"].endswith("\nA:")
+
+
+def test_harmless_reports_refusal_rate_and_length_beside_safety(patched, tmp_path):
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path, cfg(), progress=False)
+    r = report["results"]["a"]["harmless"]
+    assert r["safety_rate"]["by"] == "judge:harmless" and r["refusal_rate"]["by"] == "refusal"
+    assert r["len_response"]["by"] is None and r["refusal_rate"]["n"] == 5
