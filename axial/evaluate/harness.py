@@ -64,7 +64,10 @@ class _Judges:
             from axial.rewards import load_judge
 
             judge = load_judge(self.spec(axis), axis)
-            if getattr(judge, "validation", None) is None and self.config.validate_judges:
+            # A validation file given for this axis (`axial validate-judge --out`) wins over what the judge
+            # carries (a reward model's own held-out metrics): it is the one the user chose to stand behind.
+            if self.config.judge_validation.get(axis) or (getattr(judge, "validation", None) is None
+                                                          and self.config.validate_judges):
                 judge.validation = self._validation(judge, axis)
             self.loaded[axis] = judge
         return self.loaded[axis]
