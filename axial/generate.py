@@ -110,7 +110,8 @@ def generate_completions(model, tokenizer, texts: Sequence[str], config: Generat
         idx = order[start:start + cfg.batch_size]
         tokenizer.padding_side = "left"
         try:
-            batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True).to(model.device)
+            batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
         finally:
             tokenizer.padding_side = old
         if cfg.do_sample:

@@ -105,3 +105,4 @@ def cut_at_stop(text: str, stop: str = "\n\n") -> str:
     """lm-eval's `until`: the completion up to the first stop string."""
     i = text.find(stop)
     return text if i < 0 else text[:i]
+

@@ -294,3 +294,23 @@ def test_harmless_reports_refusal_rate_and_length_beside_safety(patched, tmp_pat
     r = report["results"]["a"]["harmless"]
     assert r["safety_rate"]["by"] == "judge:harmless" and r["refusal_rate"]["by"] == "refusal"
     assert r["len_response"]["by"] is None and r["refusal_rate"]["n"] == 5
+
+
+def test_validation_file_wins_and_report_shows_length_baseline_and_balanced_subset(monkeypatch, tiny, tmp_path):
+    judge = FakeJudge("harmless")  # carries its own validation (0.7)
+    monkeypatch.setattr("axial.rewards.load_judge", lambda spec, axis=None: judge)
+    monkeypatch.setattr("axial.models.load_model", lambda *a, **k: tiny)
+    f = tmp_path / "val.json"
+    f.write_text(json.dumps({
+        "metric": "pair_accuracy", "value": 0.61, "ci95": [0.5, 0.7], "n": 40, "data": "hh test",
+        "axis": "harmless", "judge": {"name": "fake-harmless"},
+        "baselines": {"longer_wins": {"value": 0.44, "ci95": [0.4, 0.48], "n": 40}},
+        "length_balanced": {"judge": {"value": 0.55, "ci95": [0.45, 0.65], "n": 20},
+                            "baselines": {"longer_wins": {"value": 0.5, "ci95": [0.4, 0.6], "n": 20}}}}))
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run",
+                      cfg(judge_validation={"harmless": str(f)}), progress=False)
+    assert report["judges"]["harmless"]["validation"]["value"] == 0.61
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "length-only baseline 0.440 [0.400, 0.480]" in md
+    assert "length-balanced subset 0.550 [0.450, 0.650] (n=20), length-only 0.500" in md
+    assert str(f) in md
