@@ -5,7 +5,8 @@ order (independent of the detector and of the response text), each assigned to t
 hash. Prints JSONL rows {"id", "bench", "group", "variant", "half", "response"} WITHOUT labels; the labeller
 adds "label" ("refusal" | "answer") reading only the response (and, for harmful prompts, the prompt).
 
-    python benchmarks/refusal_label_sample.py benchmarks/results/headline/eval --bench harmless --per-variant 20
+    python benchmarks/refusal_label_sample.py benchmarks/results/headline/eval --bench harmless --per-variant 20 \
+        [--exclude-run benchmarks/results/mocae/v2/quality]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main():
     ap.add_argument("--bench", required=True)
     ap.add_argument("--per-variant", type=int, default=20)
     ap.add_argument("--seed", default="refusal-labels-v1")
+    ap.add_argument("--exclude-run", type=Path, help="skip items stored in this earlier run (already labelled)")
     args = ap.parse_args()
     stem = "alpaca" if args.bench == "overrefusal" else args.bench
     for folder in sorted(p for p in (args.run / "items").iterdir() if p.is_dir()):
@@ -35,6 +37,10 @@ def main():
         if not path.exists():
             continue
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        if args.exclude_run:
+            old = args.exclude_run / "items" / folder.name / path.name
+            seen = {json.loads(x)["id"] for x in old.read_text().splitlines() if x.strip()} if old.exists() else set()
+            rows = [r for r in rows if r["id"] not in seen]
         rows.sort(key=lambda r: _h(f"{args.seed}:{r['id']}"))
         for r in rows[:args.per_variant]:
             uid = f"{args.bench}/{folder.name}/{r['id']}"
