@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from axial.evaluate.stats import bootstrap_ci
 from axial.rewards import load_judge
 from axial.rewards.pairs import preference_pairs
 from axial.rewards.stats import mean_ci
 from axial.rewards.validate import _score_margins, _wins
+from axial.stats import bootstrap_ci
 
 
 def _paired_diff(a, b, groups, seed=0, resamples=2000):

@@ -169,7 +169,7 @@ def validate_refusal_detector(rows: list[dict[str, Any]], seed: int = 0) -> dict
     Also per group (e.g. harmful vs benign prompts) when rows carry "group"."""
     import numpy as np
 
-    from axial.evaluate.stats import bootstrap_ci, paired_bootstrap_diff
+    from axial.stats import bootstrap_ci, paired_bootstrap_diff
 
     dev = [r for r in rows if r["half"] == "dev"]
     test = [r for r in rows if r["half"] == "test"]
