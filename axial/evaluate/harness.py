@@ -79,6 +79,8 @@ class _Judges:
                 validation = json.loads(Path(given).read_text())
             except (OSError, json.JSONDecodeError) as e:
                 raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': cannot read: {e}") from e
+            if isinstance(validation.get("results"), list):
+                validation = _pick_validation(validation, judge, given)
             if validation.get("axis") not in (None, axis):
                 raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': validates axis "
                                  f"'{validation.get('axis')}', not '{axis}'")
@@ -241,3 +243,23 @@ def _instruments() -> dict[str, dict[str, Any]]:
                                  "the false reference answers; no judge, nothing to validate but the "
                                  "references themselves"},
     }
+
+
+def _pick_validation(doc: dict[str, Any], judge, given: str) -> dict[str, Any]:
+    """From an `axial validate-judge` document (one result per judge x data source), the result a report quotes
+    for this judge: human labels first, then the largest n; in the compact form reports print."""
+    mine = [r for r in doc["results"] if (r.get("judge") or {}).get("name") == getattr(judge, "name", None)]
+    if not mine:
+        names = sorted({(r.get("judge") or {}).get("name") for r in doc["results"]}, key=str)
+        raise AxialError(f"judge validation '{given}': no result for judge '{judge.name}' (it validates {names})")
+    best = max(mine, key=lambda r: ("human" in str((r.get("dataset") or {}).get("labels", "")), r.get("n") or 0))
+    subsets = best.get("subsets") or {}
+    out = {k: best.get(k) for k in ("metric", "value", "ci95", "n", "data", "axis", "judge")}
+    out["labels"] = (best.get("dataset") or {}).get("labels")
+    if "all" in subsets:
+        out["length_baseline"] = subsets["all"].get("length")
+        out["judge_minus_length"] = subsets["all"].get("judge_minus_length")
+    if "length_balanced" in subsets:
+        lb = subsets["length_balanced"]
+        out["length_balanced"] = {"n": lb.get("n"), "judge": lb.get("judge"), "length": lb.get("length")}
+    return out

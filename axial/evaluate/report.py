@@ -35,25 +35,40 @@ def _ci(m: dict[str, Any] | None) -> str:
     return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _num(x: Any) -> dict[str, Any] | None:
+    """A number as {"value", "ci95"?}: validations carry plain floats (compact form) or CI dicts."""
+    if isinstance(x, dict):
+        return x if x.get("value") is not None else None
+    return {"value": x, "ci95": None} if isinstance(x, (int, float)) else None
+
+
 def _validation_text(v: dict[str, Any] | None) -> str:
     """One line: the validated agreement, with the length-only baseline and the length-balanced subset when the
-    validation carries them (`axial validate-judge` output, a reward model's metrics, the refusal validation)."""
+    validation carries them. Reads `axial validate-judge`'s compact form (length_baseline / length_balanced as
+    numbers), the same with CI dicts, and reward models' own metrics."""
     if not v:
         return "NOT VALIDATED"
     if "error" in v:
         return f"NOT VALIDATED ({v['error']})"
     parts = [f"validation: {v.get('metric')} = {_ci(v)}, n={v.get('n')}" + (f" on {v['data']}" if v.get("data")
                                                                          else "")]
-    base = (v.get("baselines") or {}).get("longer_wins") or v.get("length_baseline")
-    if isinstance(base, dict) and base.get("value") is not None:
+    if v.get("labels"):
+        parts.append(f"labels: {v['labels']}")
+    base = _num(v.get("length_baseline")) or _num((v.get("baselines") or {}).get("longer_wins"))
+    if base:
         parts.append(f"length-only baseline {_ci(base)}")
+    if _num(v.get("judge_minus_length")):
+        parts.append(f"judge - length {_ci(v['judge_minus_length'])}")
     bal = v.get("length_balanced")
     if isinstance(bal, dict):
-        judge_bal = bal.get("judge") or bal.get("agreement") or bal
-        if isinstance(judge_bal, dict) and judge_bal.get("value") is not None:
-            text = f"length-balanced subset {_ci(judge_bal)} (n={judge_bal.get('n')})"
-            lb = (bal.get("baselines") or {}).get("longer_wins") or bal.get("length_baseline")
-            if isinstance(lb, dict) and lb.get("value") is not None:
+        judge_bal = _num(bal.get("judge"))
+        if judge_bal:
+            n = bal.get("n")
+            if n is None and isinstance(bal.get("judge"), dict):
+                n = bal["judge"].get("n")
+            text = f"length-balanced subset {_ci(judge_bal)} (n={n})"
+            lb = _num(bal.get("length")) or _num((bal.get("baselines") or {}).get("longer_wins"))
+            if lb:
                 text += f", length-only {_ci(lb)}"
             parts.append(text)
     if v.get("file"):

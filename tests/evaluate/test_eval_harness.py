@@ -314,3 +314,34 @@ def test_validation_file_wins_and_report_shows_length_baseline_and_balanced_subs
     assert "length-only baseline 0.440 [0.400, 0.480]" in md
     assert "length-balanced subset 0.550 [0.450, 0.650] (n=20), length-only 0.500" in md
     assert str(f) in md
+
+
+def test_validate_judge_document_picks_this_judges_human_labelled_result(monkeypatch, tiny, tmp_path):
+    judge = FakeJudge("harmless")
+    monkeypatch.setattr("axial.rewards.load_judge", lambda spec, axis=None: judge)
+    monkeypatch.setattr("axial.models.load_model", lambda *a, **k: tiny)
+
+    def result(name, labels, value, n):
+        ci = {"value": value, "ci95": [value - 0.05, value + 0.05]}
+        return {"axis": "harmless", "metric": "pair_agreement", "value": value, "ci95": ci["ci95"], "n": n,
+                "data": f"{labels} data", "judge": {"name": name}, "dataset": {"labels": labels},
+                "subsets": {"all": {"n": n, "judge": ci, "length": {"value": 0.6, "ci95": [0.55, 0.65]},
+                                    "judge_minus_length": {"value": value - 0.6, "ci95": [0.0, 0.2]}},
+                            "length_balanced": {"n": 30, "judge": {"value": 0.58, "ci95": [0.4, 0.7]},
+                                                "length": {"value": 0.52, "ci95": [0.4, 0.6]}}}}
+
+    f = tmp_path / "doc.json"
+    f.write_text(json.dumps({"schema": "axial.validate-judge/2", "axis": "harmless", "results": [
+        result("fake-harmless", "GPT-4", 0.9, 500), result("fake-harmless", "human majority", 0.7, 100),
+        result("other", "human majority", 0.99, 900)]}))
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run",
+                      cfg(judge_validation={"harmless": str(f)}), progress=False)
+    v = report["judges"]["harmless"]["validation"]
+    assert v["value"] == 0.7 and v["labels"] == "human majority"
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "length-only baseline 0.600 [0.550, 0.650]" in md and "length-balanced subset 0.580" in md
+    f.write_text(json.dumps({"axis": "harmless", "results": [result("other", "human", 0.9, 5)]}))
+    judge.validation = None
+    with pytest.raises(AxialError, match="no result for judge 'fake-harmless'"):
+        evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run2",
+                 cfg(judge_validation={"harmless": str(f)}), progress=False)
