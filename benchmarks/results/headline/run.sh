@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The headline re-measurement (issue 13 item 6): base, each expert, the uniform merge and MoCaE v2 on held-out
 # (split=test) items of the honest, harmless and over-refusal benches, in one output folder that resumes.
-# Usage: run.sh STAGE [VARIANT ...]   STAGE = harmless | overrefusal | truthfulqa_gen | report | report_gen
-# Stages run one after another (each stage's items exist for every variant early); the report stages only read
-# the stored items back and write eval/report.{json,md,png} (MC, harmless, over-refusal; six variants) and
-# eval_gen/report.* (truthfulqa_gen, read from the same items).
+# Usage: run.sh STAGE [VARIANT ...]
+#   STAGE = harmless | overrefusal | truthfulqa_gen   (generate + score into eval/items)
+#         | report | report_overrefusal | report_gen  (read the stored items back: eval/, eval_overrefusal/,
+#                                                      eval_gen/ each get report.{json,md,png})
+# What was run (README.md): harmless and report for all six variants; truthfulqa_gen and report_gen for base and
+# the three experts; overrefusal and report_overrefusal for base, expert:helpful and expert:harmless (the shared
+# 2-core CPU ran out of time for the rest).
 set -euo pipefail
 D=${AXIAL_DATA:-/work/shared/data}; E=axial/experts_embedded
 ALPACA=$D/alpaca_eval/text_davinci_003_model_outputs.json
@@ -21,13 +24,16 @@ common=(--model embedded --dtype bf16 --experts $E/helpful --experts $E/harmless
   --judge-validation harmless=benchmarks/results/judges/harmless/validation.json
   --set harmless_max_new_tokens=128 --set max_new_tokens=128)
 out=benchmarks/results/headline/eval
+# A report over a subset of benches/variants reads the same stored items from its own folder.
+report_from() {  # DEST BENCHES ITEM_GLOB
+  mkdir -p "$1/items"
+  for d in $out/items/*/; do n=$(basename "$d"); mkdir -p "$1/items/$n"; cp -n $d/$3 "$1/items/$n/" 2>/dev/null || true; done
+  python -m axial.cli eval "${common[@]}" --bench "$2" --out "$1"
+}
 case $stage in
   harmless|overrefusal|truthfulqa_gen) python -m axial.cli eval "${common[@]}" --bench "$stage" --out $out ;;
-  report) python -m axial.cli eval "${common[@]}" --bench truthfulqa_mc,harmless,overrefusal --out $out ;;
-  report_gen)  # same items folder, separate report: link the stored truthfulqa_gen items
-    mkdir -p ${out}_gen/items
-    for d in $out/items/*/; do n=$(basename "$d"); mkdir -p ${out}_gen/items/$n
-      cp -n $d/truthfulqa_gen* ${out}_gen/items/$n/ 2>/dev/null || true; done
-    python -m axial.cli eval "${common[@]}" --bench truthfulqa_gen --out ${out}_gen ;;
+  report) python -m axial.cli eval "${common[@]}" --bench truthfulqa_mc,harmless --out $out ;;
+  report_overrefusal) report_from ${out}_overrefusal overrefusal "{alpaca.responses,overrefusal}*" ;;
+  report_gen) report_from ${out}_gen truthfulqa_gen "truthfulqa_gen*" ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac
