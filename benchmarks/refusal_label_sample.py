@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--per-variant", type=int, default=20)
     ap.add_argument("--seed", default="refusal-labels-v1")
     ap.add_argument("--exclude-run", type=Path, help="skip items stored in this earlier run (already labelled)")
+    ap.add_argument("--exclude-labels", type=Path, help="skip responses already in this labels file")
     args = ap.parse_args()
     stem = "alpaca" if args.bench == "overrefusal" else args.bench
     for folder in sorted(p for p in (args.run / "items").iterdir() if p.is_dir()):
@@ -41,6 +42,9 @@ def main():
             old = args.exclude_run / "items" / folder.name / path.name
             seen = {json.loads(x)["id"] for x in old.read_text().splitlines() if x.strip()} if old.exists() else set()
             rows = [r for r in rows if r["id"] not in seen]
+        if args.exclude_labels:
+            done = {json.loads(x)["id"] for x in args.exclude_labels.read_text().splitlines() if x.strip()}
+            rows = [r for r in rows if f"{args.bench}/{folder.name}/{r['id']}" not in done]
         rows.sort(key=lambda r: _h(f"{args.seed}:{r['id']}"))
         for r in rows[:args.per_variant]:
             uid = f"{args.bench}/{folder.name}/{r['id']}"
