@@ -2,7 +2,7 @@
 whether TruthfulQA generation (reference overlap) moves in the same direction as TruthfulQA MC.
 
     python benchmarks/headline_summary.py benchmarks/results/headline/eval benchmarks/results/headline/eval_gen \
-        --out benchmarks/results/headline
+        --overrefusal benchmarks/results/headline/eval_overrefusal --out benchmarks/results/headline
 writes OUT/headline.md, OUT/headline.json and OUT/headline.png.
 """
 
@@ -43,9 +43,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("main", type=Path)
     ap.add_argument("gen", type=Path)
+    ap.add_argument("--overrefusal", type=Path, help="report folder holding the overrefusal bench, if separate")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     rep = json.loads((args.main / "report.json").read_text())
+    if args.overrefusal:
+        ovr = json.loads((args.overrefusal / "report.json").read_text())
+        for name, benches in ovr["results"].items():
+            rep["results"].setdefault(name, {})["overrefusal"] = benches["overrefusal"]
+        for name, benches in ovr["differences_vs_first"].items():
+            rep["differences_vs_first"].setdefault(name, {})["overrefusal"] = benches["overrefusal"]
+        rep["benches"]["overrefusal"] = ovr["benches"]["overrefusal"]
     gen = json.loads((args.gen / "report.json").read_text())
     names = [v["name"] for v in rep["variants"]]
     short = {n: ("mocae (v2)" if n.startswith("mocae:") else n) for n in names}

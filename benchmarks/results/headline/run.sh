@@ -25,15 +25,16 @@ common=(--model embedded --dtype bf16 --experts $E/helpful --experts $E/harmless
   --set harmless_max_new_tokens=128 --set max_new_tokens=128)
 out=benchmarks/results/headline/eval
 # A report over a subset of benches/variants reads the same stored items from its own folder.
-report_from() {  # DEST BENCHES ITEM_GLOB
-  mkdir -p "$1/items"
-  for d in $out/items/*/; do n=$(basename "$d"); mkdir -p "$1/items/$n"; cp -n $d/$3 "$1/items/$n/" 2>/dev/null || true; done
-  python -m axial.cli eval "${common[@]}" --bench "$2" --out "$1"
+report_from() {  # DEST BENCH FILE_PREFIX...
+  local dest=$1 bench=$2; shift 2
+  for d in $out/items/*/; do n=$(basename "$d"); mkdir -p "$dest/items/$n"
+    for prefix in "$@"; do cp -n "$d"/"$prefix"* "$dest/items/$n/" 2>/dev/null || true; done; done
+  python -m axial.cli eval "${common[@]}" --bench "$bench" --out "$dest"
 }
 case $stage in
   harmless|overrefusal|truthfulqa_gen) python -m axial.cli eval "${common[@]}" --bench "$stage" --out $out ;;
   report) python -m axial.cli eval "${common[@]}" --bench truthfulqa_mc,harmless --out $out ;;
-  report_overrefusal) report_from ${out}_overrefusal overrefusal "{alpaca.responses,overrefusal}*" ;;
-  report_gen) report_from ${out}_gen truthfulqa_gen "truthfulqa_gen*" ;;
+  report_overrefusal) report_from ${out}_overrefusal overrefusal alpaca.responses overrefusal ;;
+  report_gen) report_from ${out}_gen truthfulqa_gen truthfulqa_gen ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac
