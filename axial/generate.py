@@ -94,6 +94,44 @@ def generate_responses(model, tokenizer, prompts: Sequence[str | Sequence[Messag
     return out
 
 
+def generate_completions(model, tokenizer, texts: Sequence[str], config: GenerationConfig | None = None, *,
+                         stop: str | None = None) -> list[str]:
+    """Greedy/sampled continuations of plain-text prompts (no chat template), in order, each cut at the first
+    `stop` string (lm-eval's `until`); generation of a row ends once it has produced `stop`."""
+    import torch
+
+    cfg = config or GenerationConfig()
+    texts = list(texts)
+    out: list[str] = [""] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    old = tokenizer.padding_side
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        tokenizer.padding_side = "left"
+        try:
+            batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+        finally:
+            tokenizer.padding_side = old
+        if cfg.do_sample:
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        stop_kwargs = {"stop_strings": [stop], "tokenizer": tokenizer} if stop else {}
+        with torch.no_grad():
+            seqs = model.generate(
+                **batch, max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                temperature=cfg.temperature if cfg.do_sample else None,
+                top_p=cfg.top_p if cfg.do_sample else None, top_k=None,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **stop_kwargs)
+        new = seqs[:, batch["input_ids"].shape[1]:]
+        for j, i in enumerate(idx):
+            text = tokenizer.decode(new[j], skip_special_tokens=True)
+            if stop and stop in text:
+                text = text[:text.index(stop)]
+            out[i] = text
+    return out
+
+
 def stream_response(model, tokenizer, prompt: str | Sequence[Message],
                     config: GenerationConfig | None = None, **forward_kwargs) -> Iterator[str]:
     """Yield text pieces as they are generated (generation runs in a background thread)."""

@@ -30,6 +30,8 @@ class EvalConfig(Config):
     judge_validation_limit: int | None = 200
     max_new_tokens: int = 256
     harmless_max_new_tokens: int = 128
+    # truthfulqa_gen stops at the first blank line (lm-eval's `until`); this caps a completion that never does.
+    truthfulqa_max_new_tokens: int = 64
     batch_size: int = 8  # generation batch
     mc_batch_size: int = 32  # candidate answers scored per forward pass
     judge_batch_size: int = 16
@@ -59,7 +61,8 @@ class EvalConfig(Config):
         for k in self.limits:
             if k not in BENCHES:
                 raise AxialError(f"EvalConfig.limits: unknown bench '{k}'")
-        for name in ("max_new_tokens", "harmless_max_new_tokens", "batch_size", "mc_batch_size",
+        for name in ("max_new_tokens", "harmless_max_new_tokens", "truthfulqa_max_new_tokens", "batch_size",
+                     "mc_batch_size",
                      "judge_batch_size"):
             if getattr(self, name) < 1:
                 raise AxialError(f"EvalConfig.{name}: must be >= 1, got {getattr(self, name)}")

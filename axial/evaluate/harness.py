@@ -64,7 +64,10 @@ class _Judges:
             from axial.rewards import load_judge
 
             judge = load_judge(self.spec(axis), axis)
-            if getattr(judge, "validation", None) is None and self.config.validate_judges:
+            # A validation file given for this axis (`axial validate-judge --out`) wins over what the judge
+            # carries (a reward model's own held-out metrics): it is the one the user chose to stand behind.
+            if self.config.judge_validation.get(axis) or (getattr(judge, "validation", None) is None
+                                                          and self.config.validate_judges):
                 judge.validation = self._validation(judge, axis)
             self.loaded[axis] = judge
         return self.loaded[axis]
@@ -76,6 +79,8 @@ class _Judges:
                 validation = json.loads(Path(given).read_text())
             except (OSError, json.JSONDecodeError) as e:
                 raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': cannot read: {e}") from e
+            if isinstance(validation.get("results"), list):
+                validation = _pick_validation(validation, judge, given)
             if validation.get("axis") not in (None, axis):
                 raise AxialError(f"EvalConfig.judge_validation[{axis}] '{given}': validates axis "
                                  f"'{validation.get('axis')}', not '{axis}'")
@@ -195,7 +200,8 @@ def build_report(config: EvalConfig, variants, bench_items, per_variant, judges)
                 continue
             metrics = bench.metrics(records, config)
             results[name][bench_name] = {
-                k: {**bootstrap_ci(m.rows, m.statistic, resamples=resamples, seed=seed), "judged": m.judged}
+                k: {**bootstrap_ci(m.rows, m.statistic, resamples=resamples, seed=seed), "judged": m.judged,
+                    "by": _produced_by(bench, m)}
                 for k, m in metrics.items()}
             if first is None:
                 first = metrics
@@ -203,8 +209,11 @@ def build_report(config: EvalConfig, variants, bench_items, per_variant, judges)
                 differences[name][bench_name] = {
                     k: paired_bootstrap_diff(first[k].rows, m.rows, m.statistic, resamples=resamples, seed=seed)
                     for k, m in metrics.items()}
+    used = {r.get("by") for benches in results.values() for ms in benches.values() for r in ms.values()
+            if isinstance(r, dict)}
     return {
         "config": config.to_dict(),
+        "instruments": {k: v for k, v in _instruments().items() if k in used},
         "variants": [v.to_dict() for v in variants],
         "benches": {b: {"axis": get_bench(b).axis, "headline": list(get_bench(b).headline),
                         "judged": get_bench(b).judged, **bench_items[b][1]} for b in config.benches},
@@ -214,3 +223,43 @@ def build_report(config: EvalConfig, variants, bench_items, per_variant, judges)
         "statistics": f"percentile bootstrap over items, {resamples} resamples, seed {seed}; differences are "
                       "paired (same items) against the first variant",
     }
+
+
+def _produced_by(bench: Bench, metric) -> str | None:
+    """What produced a metric: "judge:<axis>" (see report["judges"]), an instrument key (see
+    report["instruments"]) or None (read off the model or the text itself: log-likelihoods, lengths)."""
+    if metric.judged:
+        return f"judge:{bench.axis}"
+    return metric.instrument
+
+
+def _instruments() -> dict[str, dict[str, Any]]:
+    from axial.evaluate import refusal
+
+    return {
+        "refusal": refusal.describe(),
+        "references": {"name": "lm-eval truthfulqa_gen reference overlap", "kind": "reference metric",
+                       "detail": "BLEU (sacrebleu) / ROUGE (rouge_score) of the completion to the true minus "
+                                 "the false reference answers; no judge, nothing to validate but the "
+                                 "references themselves"},
+    }
+
+
+def _pick_validation(doc: dict[str, Any], judge, given: str) -> dict[str, Any]:
+    """From an `axial validate-judge` document (one result per judge x data source), the result a report quotes
+    for this judge: human labels first, then the largest n; in the compact form reports print."""
+    mine = [r for r in doc["results"] if (r.get("judge") or {}).get("name") == getattr(judge, "name", None)]
+    if not mine:
+        names = sorted({(r.get("judge") or {}).get("name") for r in doc["results"]}, key=str)
+        raise AxialError(f"judge validation '{given}': no result for judge '{judge.name}' (it validates {names})")
+    best = max(mine, key=lambda r: ("human" in str((r.get("dataset") or {}).get("labels", "")), r.get("n") or 0))
+    subsets = best.get("subsets") or {}
+    out = {k: best.get(k) for k in ("metric", "value", "ci95", "n", "data", "axis", "judge")}
+    out["labels"] = (best.get("dataset") or {}).get("labels")
+    if "all" in subsets:
+        out["length_baseline"] = subsets["all"].get("length")
+        out["judge_minus_length"] = subsets["all"].get("judge_minus_length")
+    if "length_balanced" in subsets:
+        lb = subsets["length_balanced"]
+        out["length_balanced"] = {"n": lb.get("n"), "judge": lb.get("judge"), "length": lb.get("length")}
+    return out

@@ -18,21 +18,91 @@ def _fmt(m: dict[str, Any] | None, pct: bool = True) -> str:
     return f"{m['value']:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-_NOT_PERCENT = {"len_model", "len_reference", "position_bias"}
+_NOT_PERCENT = {"len_model", "len_reference", "len_response", "position_bias"}
+
+
+def _is_percent(metric: str) -> bool:
+    # Reference-overlap scores (BLEU / ROUGE *_max, *_diff) are already on lm-eval's 0-100 scale.
+    return metric not in _NOT_PERCENT and not metric.endswith(("_max", "_diff"))
+
+
+def _ci(m: dict[str, Any] | None) -> str:
+    if not m or m.get("value") is None:
+        return "-"
+    lo, hi = m.get("ci95") or [None, None]
+    if lo is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _num(x: Any) -> dict[str, Any] | None:
+    """A number as {"value", "ci95"?}: validations carry plain floats (compact form) or CI dicts."""
+    if isinstance(x, dict):
+        return x if x.get("value") is not None else None
+    return {"value": x, "ci95": None} if isinstance(x, (int, float)) else None
+
+
+def _validation_text(v: dict[str, Any] | None) -> str:
+    """One line: the validated agreement, with the length-only baseline and the length-balanced subset when the
+    validation carries them. Reads `axial validate-judge`'s compact form (length_baseline / length_balanced as
+    numbers), the same with CI dicts, and reward models' own metrics."""
+    if not v:
+        return "NOT VALIDATED"
+    if "error" in v:
+        return f"NOT VALIDATED ({v['error']})"
+    parts = [f"validation: {v.get('metric')} = {_ci(v)}, n={v.get('n')}" + (f" on {v['data']}" if v.get("data")
+                                                                         else "")]
+    if v.get("labels"):
+        parts.append(f"labels: {v['labels']}")
+    base = _num(v.get("length_baseline")) or _num((v.get("baselines") or {}).get("longer_wins"))
+    if base:
+        parts.append(f"length-only baseline {_ci(base)}")
+    if _num(v.get("judge_minus_length")):
+        parts.append(f"judge - length {_ci(v['judge_minus_length'])}")
+    bal = v.get("length_balanced")
+    if isinstance(bal, dict):
+        judge_bal = _num(bal.get("judge"))
+        if judge_bal:
+            n = bal.get("n")
+            if n is None and isinstance(bal.get("judge"), dict):
+                n = bal["judge"].get("n")
+            text = f"length-balanced subset {_ci(judge_bal)} (n={n})"
+            lb = _num(bal.get("length")) or _num((bal.get("baselines") or {}).get("longer_wins"))
+            if lb:
+                text += f", length-only {_ci(lb)}"
+            parts.append(text)
+    if v.get("file"):
+        parts.append(f"from `{v['file']}`")
+    return "; ".join(parts)
 
 
 def _judge_line(judge: dict[str, Any]) -> str:
     weak = " **(weak judge)**" if judge.get("weak") else ""
-    v = judge.get("validation")
-    if not v:
-        val = "NOT VALIDATED"
-    elif "error" in v:
-        val = f"NOT VALIDATED ({v['error']})"
-    else:
-        lo, hi = v.get("ci95", [None, None])
-        val = (f"validation: {v.get('metric')} = {v.get('value'):.3f} [{lo:.3f}, {hi:.3f}], n={v.get('n')}"
-               f" on {v.get('data')}")
-    return f"`{judge.get('spec') or judge.get('name')}` ({judge.get('kind')}){weak}; {val}"
+    return f"`{judge.get('spec') or judge.get('name')}` ({judge.get('kind')}){weak}; " \
+           f"{_validation_text(judge.get('validation'))}"
+
+
+def _instrument_line(key: str, inst: dict[str, Any]) -> str:
+    if key == "refusal":
+        v = inst.get("validation")
+        val = "NOT VALIDATED (no shipped validation for this detector version)"
+        if v:
+            t = v["test"]
+            val = (f"accuracy vs hand labels {_ci(t['detector_accuracy'])} (n={t['n']}), length-only baseline "
+                   f"{_ci(t['length_baseline_accuracy'])}, detector - baseline "
+                   f"{_ci(t['detector_minus_length'])}; labels: {v.get('labels', '?')}")
+        return f"`{inst['name']}` v{inst['version']} ({inst['kind']}); {val}"
+    return f"{inst['name']}: {inst.get('detail', '')}"
+
+
+def _by_label(by: str | None, report: dict[str, Any]) -> str:
+    if not by:
+        return "-"
+    if by.startswith("judge:"):
+        j = report["judges"].get(by.split(":", 1)[1], {})
+        return f"judge `{j.get('spec') or j.get('name', '?')}`" + (" (weak)" if j.get("weak") else "")
+    inst = report.get("instruments", {}).get(by, {})
+    return {"refusal": "refusal detector", "references": "reference overlap"}.get(by, inst.get("name", by))
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -45,10 +115,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         experts = ", ".join(v["experts"]) or "none"
         lines.append(f"- **{v['name'] or v['source']}**: model `{v['model']}`, experts {experts}, "
                      f"source `{v['source']}`, dtype {v['dtype']}")
-    if report["judges"]:
-        lines += ["", "## Judges", ""]
+    if report["judges"] or report.get("instruments"):
+        lines += ["", "## Judges and instruments (what produced each number, and how far to trust it)", ""]
         for axis, j in report["judges"].items():
-            lines.append(f"- {axis}: {_judge_line(j)}")
+            lines.append(f"- {axis} judge: {_judge_line(j)}")
+        for key, inst in (report.get("instruments") or {}).items():
+            lines.append(f"- {_instrument_line(key, inst)}")
     for bench, info in report["benches"].items():
         judge = report["judges"].get(info["axis"]) if info["judged"] else None
         lines += ["", f"## {bench} ({info['axis']})", ""]
@@ -63,12 +135,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             for k in report["results"][name].get(bench, {}):
                 if k != "status" and k not in metrics:
                     metrics.append(k)
-        header = ["metric", *names, *(f"{n} - {names[0]}" for n in names[1:])]
+        header = ["metric", "by", *names, *(f"{n} - {names[0]}" for n in names[1:])]
         if metrics:
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for k in metrics:
-            pct = k not in _NOT_PERCENT
-            row = [k + ("" if pct else " (chars)" if k.startswith("len") else "")]
+            pct = _is_percent(k)
+            by = next((report["results"][n][bench][k].get("by") for n in names
+                       if k in report["results"][n].get(bench, {})), None)
+            row = [k + ("" if pct else " (chars)" if k.startswith("len") else " (0-100)"), _by_label(by, report)]
             for name in names:
                 row.append(_fmt(report["results"][name].get(bench, {}).get(k), pct))
             for name in names[1:]:
@@ -96,7 +170,8 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     bars = []  # (axis, label) in axis order
     for bench, info in sorted(report["benches"].items(), key=lambda kv: order.get(kv[1]["axis"], 99)):
         for k in info["headline"]:
-            bars.append((info["axis"], bench, k))
+            if _is_percent(k):
+                bars.append((info["axis"], bench, k))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(bars) * max(1, len(names)) ** 0.5), 4.5))
     width = 0.8 / max(1, len(names))
     colours = plt.get_cmap("tab10")

@@ -209,7 +209,8 @@ class OpenAIJudge(TemplateJudge):
     """An OpenAI-compatible chat endpoint as judge (env AXIAL_JUDGE_BASE_URL, AXIAL_JUDGE_API_KEY).
 
     Asks for one token at temperature 0 with top logprobs and renormalises over the two options. An endpoint
-    without logprobs falls back to the reply text (probability 1 or 0) and says so in describe().
+    without logprobs (no logprobs in the reply, or one that refuses the fields, as `axial serve` does) falls back
+    to the reply text (probability 1 or 0) and says so in describe().
     """
 
     kind = "openai"
@@ -233,6 +234,9 @@ class OpenAIJudge(TemplateJudge):
             headers["Authorization"] = f"Bearer {key}"  # never logged: describe() and errors omit headers
         self.retries = retries
         self.used_text_fallback = 0
+        # Cleared when the endpoint refuses the logprobs fields (e.g. `axial serve`, some proxies): the judge
+        # then reads the reply text, and describe() says so.
+        self.logprobs_supported = True
         self._client = httpx.Client(base_url=self.path, headers=headers, timeout=timeout, transport=transport)
 
     def _ask(self, prompt: str, options: tuple[str, str]) -> float:
@@ -240,9 +244,11 @@ class OpenAIJudge(TemplateJudge):
 
         import httpx
 
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 1,
-                "temperature": 0, "logprobs": True, "top_logprobs": 10}
         for attempt in range(self.retries + 1):
+            body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 1,
+                    "temperature": 0}
+            if self.logprobs_supported:
+                body.update(logprobs=True, top_logprobs=10)
             try:
                 resp = self._client.post("/chat/completions", json=body)
             except httpx.HTTPError as e:
@@ -253,6 +259,9 @@ class OpenAIJudge(TemplateJudge):
             if resp.status_code in (429, 500, 502, 503, 504) and attempt < self.retries:
                 time.sleep(2 ** attempt)
                 continue
+            if resp.status_code in (400, 422) and self.logprobs_supported and "logprobs" in resp.text:
+                self.logprobs_supported = False
+                return self._ask(prompt, options)
             if resp.status_code != 200:
                 raise AxialError(f"openai judge at {self.path}: HTTP {resp.status_code}: {resp.text[:300]}")
             return self._parse(resp.json(), options)
@@ -273,10 +282,12 @@ class OpenAIJudge(TemplateJudge):
         if sum(mass) > 0:
             return mass[0] / sum(mass)
         text = ((choice.get("message") or {}).get("content") or "").strip().lower()
-        for i, o in enumerate(want):
-            if text.startswith(o):
-                self.used_text_fallback += 1
-                return 1.0 - i
+        # The reply is one token: with a fine-grained tokenizer that is only the start of an option ("Y"), which
+        # counts when it starts exactly one option.
+        hits = [i for i, o in enumerate(want) if text.startswith(o) or (text and o.startswith(text))]
+        if len(hits) == 1:
+            self.used_text_fallback += 1
+            return 1.0 - hits[0]
         raise AxialError(f"openai judge at {self.path}: reply {text[:80]!r} is none of {options}")
 
     def _option_probs(self, prompts: list[str], options: tuple[str, str]) -> list[float]:
@@ -285,5 +296,6 @@ class OpenAIJudge(TemplateJudge):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(model=self.model, text_fallback_items=self.used_text_fallback)
+        d.update(model=self.model, endpoint_logprobs=self.logprobs_supported,
+                 text_fallback_items=self.used_text_fallback)
         return d

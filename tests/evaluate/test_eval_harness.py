@@ -99,7 +99,8 @@ def test_end_to_end_report(patched, tmp_path):
     for bench in ALL:
         for m in saved["differences_vs_first"]["b"][bench].values():
             assert m["value"] == pytest.approx(0.0, abs=1e-9)
-    assert set(saved["judges"]) == {"honest", "harmless", "helpful"}
+    # truthfulqa_gen is scored against reference answers, not by the honest judge
+    assert set(saved["judges"]) == {"harmless", "helpful"}
     lines = (tmp_path / "items" / "a" / "alpaca.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     assert len(lines) == 5 and {"prompt", "response", "scores"} <= set(rec)
@@ -247,3 +248,100 @@ def test_alpaca_symmetric_judge_is_asked_once_per_item_after_the_first_batch(pat
     patched["helpful"] = judge = Symmetric("helpful")
     evaluate([VariantSpec(source="base", name="a")], ["alpaca"], DATA, tmp_path, cfg(), progress=False)
     assert judge.calls == 2 + 1 + 1  # first batch of 2 both orders, then batches of 2 and 1 once each
+
+
+def test_overrefusal_shares_alpaca_responses_and_needs_no_judge(patched, tmp_path, monkeypatch):
+    import axial.generate
+
+    generated = []
+    real = axial.generate.generate_responses
+
+    def counting(model, tok, prompts, *a, **k):
+        generated.extend(json.dumps(p) for p in prompts)
+        return real(model, tok, prompts, *a, **k)
+
+    monkeypatch.setattr(axial.generate, "generate_responses", counting)
+    v = [VariantSpec(source="base", name="a")]
+    path = tmp_path / "alpaca_eval.json"
+    path.write_text(json.dumps([{"instruction": f"Instruction {i}", "output": "ref " * (i + 1)} for i in range(5)]))
+    data = {"overrefusal": str(path), "alpaca": str(path)}
+    report = evaluate(v, ["overrefusal"], data, tmp_path, cfg(judge=False), progress=False)
+    m = report["results"]["a"]["overrefusal"]["over_refusal_rate"]
+    assert m["n"] == 5 and m["by"] == "refusal" and not patched  # scored without any judge
+    assert "refusal" in report["instruments"]
+    report = evaluate(v, ["overrefusal", "alpaca"], data, tmp_path, cfg(), progress=False)
+    assert report["results"]["a"]["alpaca"]["win_rate"]["by"] == "judge:helpful"
+    assert len(generated) == 5  # the alpaca bench reused the 5 benign responses
+    assert (tmp_path / "items" / "a" / "alpaca.responses.jsonl").exists()
+    assert not (tmp_path / "items" / "a" / "overrefusal.responses.jsonl").exists()
+    md = (tmp_path / "report.md").read_text()
+    assert "refusal detector" in md and "axial-refusal-rules" in md
+
+
+def test_truthfulqa_gen_scores_against_references_without_a_judge(patched, tmp_path):
+    v = [VariantSpec(source="base", name="a")]
+    report = evaluate(v, ["truthfulqa_gen"], DATA, tmp_path, cfg(judge=False), progress=False)
+    r = report["results"]["a"]["truthfulqa_gen"]
+    assert r["bleu_acc"]["n"] == 6 and r["bleu_acc"]["by"] == "references"
+    assert 0 <= r["rougeL_acc"]["value"] <= 1 and "bleu_diff" in r
+    assert not patched and report["judges"] == {}
+    rec = json.loads((tmp_path / "items" / "a" / "truthfulqa_gen.jsonl").read_text().splitlines()[0])
+    assert rec["prompt"].startswith("<QA primer>") and rec["prompt"].endswith("\nA:")
+
+
+def test_harmless_reports_refusal_rate_and_length_beside_safety(patched, tmp_path):
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path, cfg(), progress=False)
+    r = report["results"]["a"]["harmless"]
+    assert r["safety_rate"]["by"] == "judge:harmless" and r["refusal_rate"]["by"] == "refusal"
+    assert r["len_response"]["by"] is None and r["refusal_rate"]["n"] == 5
+
+
+def test_validation_file_wins_and_report_shows_length_baseline_and_balanced_subset(monkeypatch, tiny, tmp_path):
+    judge = FakeJudge("harmless")  # carries its own validation (0.7)
+    monkeypatch.setattr("axial.rewards.load_judge", lambda spec, axis=None: judge)
+    monkeypatch.setattr("axial.models.load_model", lambda *a, **k: tiny)
+    f = tmp_path / "val.json"
+    f.write_text(json.dumps({
+        "metric": "pair_accuracy", "value": 0.61, "ci95": [0.5, 0.7], "n": 40, "data": "hh test",
+        "axis": "harmless", "judge": {"name": "fake-harmless"},
+        "baselines": {"longer_wins": {"value": 0.44, "ci95": [0.4, 0.48], "n": 40}},
+        "length_balanced": {"judge": {"value": 0.55, "ci95": [0.45, 0.65], "n": 20},
+                            "baselines": {"longer_wins": {"value": 0.5, "ci95": [0.4, 0.6], "n": 20}}}}))
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run",
+                      cfg(judge_validation={"harmless": str(f)}), progress=False)
+    assert report["judges"]["harmless"]["validation"]["value"] == 0.61
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "length-only baseline 0.440 [0.400, 0.480]" in md
+    assert "length-balanced subset 0.550 [0.450, 0.650] (n=20), length-only 0.500" in md
+    assert str(f) in md
+
+
+def test_validate_judge_document_picks_this_judges_human_labelled_result(monkeypatch, tiny, tmp_path):
+    judge = FakeJudge("harmless")
+    monkeypatch.setattr("axial.rewards.load_judge", lambda spec, axis=None: judge)
+    monkeypatch.setattr("axial.models.load_model", lambda *a, **k: tiny)
+
+    def result(name, labels, value, n):
+        ci = {"value": value, "ci95": [value - 0.05, value + 0.05]}
+        return {"axis": "harmless", "metric": "pair_agreement", "value": value, "ci95": ci["ci95"], "n": n,
+                "data": f"{labels} data", "judge": {"name": name}, "dataset": {"labels": labels},
+                "subsets": {"all": {"n": n, "judge": ci, "length": {"value": 0.6, "ci95": [0.55, 0.65]},
+                                    "judge_minus_length": {"value": value - 0.6, "ci95": [0.0, 0.2]}},
+                            "length_balanced": {"n": 30, "judge": {"value": 0.58, "ci95": [0.4, 0.7]},
+                                                "length": {"value": 0.52, "ci95": [0.4, 0.6]}}}}
+
+    f = tmp_path / "doc.json"
+    f.write_text(json.dumps({"schema": "axial.validate-judge/2", "axis": "harmless", "results": [
+        result("fake-harmless", "GPT-4", 0.9, 500), result("fake-harmless", "human majority", 0.7, 100),
+        result("other", "human majority", 0.99, 900)]}))
+    report = evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run",
+                      cfg(judge_validation={"harmless": str(f)}), progress=False)
+    v = report["judges"]["harmless"]["validation"]
+    assert v["value"] == 0.7 and v["labels"] == "human majority"
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "length-only baseline 0.600 [0.550, 0.650]" in md and "length-balanced subset 0.580" in md
+    f.write_text(json.dumps({"axis": "harmless", "results": [result("other", "human", 0.9, 5)]}))
+    judge.validation = None
+    with pytest.raises(AxialError, match="no result for judge 'fake-harmless'"):
+        evaluate([VariantSpec(source="base", name="a")], ["harmless"], DATA, tmp_path / "run2",
+                 cfg(judge_validation={"harmless": str(f)}), progress=False)
