@@ -10,6 +10,7 @@ and a safetensors reload takes about a second instead of ~20 s.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from axial.errors import AxialError
+
+log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -97,6 +100,28 @@ def resolve_model_path(spec: str) -> str:
                      "not an existing .gguf file or model folder, and not an HF hub id of the form org/name")
 
 
+# For tokenizers without a chat template (base models such as gemma3-270m): plain "Role:" turns, BOS first
+# because prompts are encoded without special tokens, EOS after each assistant turn so training teaches the
+# model to stop there. The generation prompt is a prefix of the rendered assistant turn, as TRL's
+# prompt-completion training requires.
+PLAIN_CHAT_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{% for message in messages %}"
+    "{{ message['role'] | capitalize }}:\n{{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:\n{% endif %}"
+)
+
+
+def ensure_chat_template(tok, spec: str = "") -> None:
+    """Give a tokenizer without a chat template axial's plain one, and say so (once per load)."""
+    if not getattr(tok, "chat_template", None):
+        log.warning("model '%s' has no chat template (a base model?); using axial's plain 'User:/Assistant:' "
+                    "template", spec)
+        tok.chat_template = PLAIN_CHAT_TEMPLATE
+
+
 def has_fast_bf16_cpu() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -156,6 +181,7 @@ def load_model(spec: str = EMBEDDED, *, dtype: str = "auto", device: str = "auto
         raise AxialError(f"model spec '{spec}': cannot load from '{path}': {e}") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    ensure_chat_template(tok, spec)
     model.to(dev)
     model.eval()
     model.axial_spec = spec  # recorded in reports and expert configs

@@ -55,3 +55,22 @@ def test_embedded_model_generates(embedded):
     (answer,) = generate_responses(model, tok, ["What is the capital of France?"],
                                    GenerationConfig(max_new_tokens=12), progress=False)
     assert "Paris" in answer
+
+
+def test_tokenizer_without_chat_template_gets_the_plain_one(tmp_path, caplog):
+    from axial.models import PLAIN_CHAT_TEMPLATE
+    from axial.testing import tiny_llama
+
+    model, tok = tiny_llama()
+    tok.chat_template = None
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tok.save_pretrained(tmp_path)
+    with caplog.at_level("WARNING"):
+        _, loaded = load_model(str(tmp_path), dtype="fp32", device="cpu")
+    assert loaded.chat_template == PLAIN_CHAT_TEMPLATE and "no chat template" in caplog.text
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    head = loaded.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full = loaded.apply_chat_template(prompt + [{"role": "assistant", "content": "Hello."}], tokenize=False)
+    assert head == f"{loaded.bos_token}System:\nBe brief.\n\nUser:\nHi?\n\nAssistant:\n"
+    # TRL's prompt-completion training needs the prompt to be a prefix; the answer ends with EOS.
+    assert full.startswith(head) and full[len(head):] == f"Hello.{loaded.eos_token}\n\n"

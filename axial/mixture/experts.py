@@ -224,13 +224,16 @@ def truncated_lora(delta: torch.Tensor, rank: int) -> tuple[LoraFactors, float]:
 
 
 def _linear_modules(model, target_modules: Sequence[str] | None) -> dict[str, torch.nn.Linear]:
+    from axial.arch import find_decoder_layers
+
+    stack = find_decoder_layers(model) if target_modules is None else None
     out = {}
     for name, mod in model.named_modules():
         if not isinstance(mod, torch.nn.Linear):
             continue
         if target_modules is None:
             # Default: every linear inside the decoder blocks; the (often tied) lm_head is left alone.
-            if ".layers." not in f".{name}":
+            if stack.index_of(name) is None:
                 continue
         elif not any(name == t or name.endswith("." + t) for t in target_modules):
             continue

@@ -17,7 +17,6 @@ the router hooks live here once.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,13 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from axial.arch import find_decoder_layers
 from axial.errors import AxialError
 from axial.mixture.experts import Expert, ExpertSet, load_experts
 from axial.mixture.layer import MixtureLinear, RoutingState
 from axial.mixture.resolved import Routed, Static, WeightSource
 from axial.mixture.routing import GateConfig, Router, RowsRouter
-
-_LAYER = re.compile(r"^(?P<prefix>.*?\.?layers)\.(?P<idx>\d+)\.")
 
 
 class Mixture:
@@ -73,16 +71,18 @@ class Mixture:
                              f"'{missing[0]}'); were they trained on a different base model?")
         state = RoutingState()
         modules, originals, layers = {}, {}, {}
+        try:
+            stack = find_decoder_layers(model)
+        except AxialError:
+            stack = None  # no block stack: static weights still work; set_router says why it cannot route
         for name in wanted:
             base = named[name]
             if not isinstance(base, nn.Linear):
                 raise AxialError(f"module '{name}' is a {type(base).__name__}, not nn.Linear; only linear "
                                  "layers can carry LoRA experts")
-            layer_idx = None
-            m = _LAYER.match(name)
-            if m:
-                layer_idx = int(m["idx"])
-                layers[layer_idx] = model.get_submodule(f"{m['prefix']}.{layer_idx}")
+            layer_idx = stack.index_of(name) if stack is not None else None
+            if layer_idx is not None:
+                layers[layer_idx] = stack.layers[layer_idx]
             A, B, scaling, r_max = experts.stacked(name)
             modules[name] = MixtureLinear(base, A, B, scaling, r_max, state, layer_idx, name)
             originals[name] = base
@@ -246,7 +246,7 @@ class Mixture:
             raise AxialError(f"a mixture routes with an axial.mixture.Router, got {type(router).__name__}")
         if not self._layers:
             raise AxialError("routing: none of the mixture's modules is inside a decoder layer "
-                             "(model.model.layers.N), so there is no hidden state to route on")
+                             "(the model's stack of decoder blocks), so there is no hidden state to route on")
         if router.expert_names is not None and list(router.expert_names) != self.expert_names:
             raise AxialError(f"router was built for experts {list(router.expert_names)}, the mixture has "
                              f"{self.expert_names}")

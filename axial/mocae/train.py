@@ -144,10 +144,9 @@ def encode_with_responses(tok, examples: list[RoutingExample], max_length: int) 
 
 
 def decoder_layers(model):
-    layers = getattr(model.get_decoder(), "layers", None)
-    if layers is None:
-        raise AxialError(f"{type(model).__name__}: no decoder layers found (model.get_decoder().layers)")
-    return layers
+    from axial.arch import find_decoder_layers
+
+    return find_decoder_layers(model).layers
 
 
 # ---------------------------------------------------------------- features

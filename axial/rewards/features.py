@@ -77,7 +77,7 @@ class Encoder:
     @property
     def num_layers(self) -> int:
         model, _ = self._load()
-        return int(model.config.num_hidden_layers)
+        return int(model.config.get_text_config().num_hidden_layers)
 
     @property
     def fingerprint(self) -> str:
@@ -124,7 +124,7 @@ class Encoder:
         groups: dict[tuple, list[int]] = {}
         for i, it in enumerate(items):
             groups.setdefault(it.messages, []).append(i)
-        hidden = model.config.hidden_size
+        hidden = model.config.get_text_config().hidden_size
         out = {f"{p}.{layer}": torch.zeros(len(items), hidden) for p in POOLINGS for layer in layers}
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         device = model.device
@@ -165,17 +165,21 @@ def _first_layers(model, k: int):
     """Run only the first k decoder layers: a head on a middle layer needs no later layer, and a reward model
     on layer 12 of 30 then scores 2.5x faster. hidden_states[i] for i < k are unchanged (only the last entry
     gets the final norm, which is why callers ask for one layer more than they read)."""
-    base = getattr(model, "base_model", model)
-    layers = getattr(base, "layers", None)
-    if layers is None or k >= len(layers):
+    from axial.arch import find_decoder_layers, set_decoder_layers
+
+    stack = find_decoder_layers(model)
+    if k >= len(stack):
         yield
         return
-    n = model.config.num_hidden_layers
-    base.layers, model.config.num_hidden_layers = layers[:k], k
+    config = model.config.get_text_config()
+    n = config.num_hidden_layers
+    set_decoder_layers(model, stack, stack.layers[:k])
+    config.num_hidden_layers = k
     try:
         yield
     finally:
-        base.layers, model.config.num_hidden_layers = layers, n
+        set_decoder_layers(model, stack, stack.layers)
+        config.num_hidden_layers = n
 
 
 def cached_features(encoder: Encoder, items: Sequence[Item], layers: Sequence[int], cache_dir: Path | None,
