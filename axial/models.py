@@ -107,10 +107,10 @@ def resolve_model_path(spec: str) -> str:
 PLAIN_CHAT_TEMPLATE = (
     "{{ bos_token if bos_token else '' }}"
     "{% for message in messages %}"
-    "{{ message['role'] | capitalize }}:\n{{ message['content'] }}"
-    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n\n"
+    "{{ message['role'] | capitalize + ':\\n' + message['content'] }}"
+    "{{ (eos_token if message['role'] == 'assistant' else '') + '\\n\\n' }}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:\n{% endif %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:\\n' }}{% endif %}"
 )
 
 
