@@ -41,6 +41,20 @@ COMMAND_MODULES = [
 _registered = False
 
 
+@app.callback()
+def _global_options(
+    allow_base_mismatch: bool = typer.Option(
+        False, "--allow-base-mismatch",
+        help="apply adapters and routers to a base other than the one they record (warns instead of refusing)"),
+):
+    import os
+
+    from axial.baseref import ALLOW_ENV
+
+    if allow_base_mismatch:
+        os.environ[ALLOW_ENV] = "1"
+
+
 def _register_all() -> None:
     global _registered
     if not _registered:

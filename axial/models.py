@@ -10,6 +10,7 @@ and a safetensors reload takes about a second instead of ~20 s.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -64,6 +65,10 @@ def convert_gguf(gguf: Path, out: Path | None = None) -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "AXIAL_SOURCE").write_text(f"converted from {gguf}\n")
+        # The folder IS that GGUF for base references (axial.baseref): loading it directly keeps the identity.
+        from axial.baseref import BASE_FILE, gguf_identity
+
+        (tmp / BASE_FILE).write_text(json.dumps(gguf_identity(gguf), indent=2) + "\n")
         try:
             tmp.rename(out)
         except OSError:  # another process finished first
@@ -170,11 +175,15 @@ def load_model(spec: str = EMBEDDED, *, dtype: str = "auto", device: str = "auto
     """Return (model, tokenizer) in eval mode. Weights load from safetensors only."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from axial.baseref import source_identity
+
     path = resolve_model_path(spec)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        # Before the weights load: from_pretrained overwrites config.dtype with the load dtype.
+        source = source_identity(spec)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
     except OSError as e:
@@ -185,4 +194,5 @@ def load_model(spec: str = EMBEDDED, *, dtype: str = "auto", device: str = "auto
     model.to(dev)
     model.eval()
     model.axial_spec = spec  # recorded in reports and expert configs
+    model.axial_source = source  # where the weights came from: the base reference adapters record
     return model, tok

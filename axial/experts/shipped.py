@@ -21,10 +21,12 @@ def shipped_experts_dir() -> Path:
     return path
 
 
-def export_expert(src: str | Path, dst: str | Path, *, dtype: str = "bf16", base_model: str | None = None) -> Path:
+def export_expert(src: str | Path, dst: str | Path, *, dtype: str = "bf16", base_model: str | None = None,
+                  base: dict | None = None) -> Path:
     """Copy a trained expert to `dst` with its LoRA tensors cast to `dtype` (bf16 halves the size; the LoRA
     product is computed in the base model's dtype anyway). `base_model` rewrites adapter_config.json's
-    base_model_name_or_path (a machine-specific cache path for the embedded model) to a portable id."""
+    base_model_name_or_path (a machine-specific cache path for the embedded model) to a portable id, and
+    `base` sets the sidecar's base reference (axial.baseref; experts trained by axial already record it)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -45,6 +47,10 @@ def export_expert(src: str | Path, dst: str | Path, *, dtype: str = "bf16", base
     for name in ("train_log.jsonl", "axial_expert.json"):
         if (src / name).exists():
             atomic_write_bytes(dst / name, (src / name).read_bytes())
+    if base is not None:
+        sidecar = json.loads((dst / "axial_expert.json").read_text()) if (dst / "axial_expert.json").exists() else {}
+        sidecar["base"] = base
+        atomic_write_json(dst / "axial_expert.json", sidecar)
     # Last: adapter_config.json is what makes the folder an adapter for PEFT and axial.
     atomic_write_json(dst / "adapter_config.json", config)
     return dst

@@ -82,6 +82,9 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
     model, tok = base if base is not None else _load_base(config)
+    from axial.baseref import base_reference
+
+    base_ref = base_reference(model)  # read before PEFT wraps the linears
     checkpoint = last_checkpoint(out / CHECKPOINTS)
     trainer = _make_trainer(config, model, tok, train_ex, val_ex, out, _step_of(checkpoint))
     dropped = len(train_ex) - len(trainer.train_dataset)
@@ -104,7 +107,8 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     # Under `accelerate launch` every process runs this function; one writes the results.
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(str(out), selected_adapters=["default"], safe_serialization=True)
-        _write_sidecar(config, out, metrics, records)
+        _name_base_portably(out, base_ref)
+        _write_sidecar(config, out, metrics, records, base_ref)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return out
 
@@ -273,7 +277,19 @@ def _git_commit() -> str | None:
         return None
 
 
-def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> None:
+def _name_base_portably(out: Path, base_ref: dict) -> None:
+    """PEFT writes the base's load path (for a GGUF, this machine's cache folder); name it portably instead."""
+    from axial.baseref import peft_base_name
+
+    path = out / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = peft_base_name(base_ref)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records, base_ref: dict) -> None:
     from axial.axes import get_axis
 
     axes = sorted({axis for axis, _ in records})
@@ -281,6 +297,7 @@ def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records) -> N
         "axis": config.axis,
         "method": config.method,
         "base_model": config.model,
+        "base": base_ref,
         "data": list(config.data),
         "split": config.split,
         "limit": config.limit,

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         base, _ = load_model(model, dtype="fp32", device="cpu")
         targets = [t for t in target_modules.split(",") if t] if target_modules else None
         expert = experts_from_finetuned(base, finetuned, rank, name=name, target_modules=targets)
-        save_expert(expert, out, base_model_name=getattr(base, "name_or_path", None) or model)
+        save_expert(expert, out)  # names the base portably from the reference the expert records
         m = expert.meta
         typer.echo(f"expert '{expert.name}': {len(expert.factors)} modules, rank {rank}, relative error mean "
                    f"{m['mean_relative_error']:.3g} / max {m['max_relative_error']:.3g}, task-vector share outside "

@@ -50,8 +50,13 @@ class Expert:
     name: str
     factors: dict[str, LoraFactors]
     source: str = ""
-    # The sidecar's content: "axis", and for merged experts the anchor "preference".
+    # The sidecar's content: "axis", for merged experts the anchor "preference", and the "base" reference
+    # (axial.baseref) of the model it was made on.
     meta: dict = field(default_factory=dict)
+
+    @property
+    def base(self) -> dict | None:
+        return self.meta.get("base") or None
 
 
 class ExpertSet:
@@ -186,6 +191,12 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
     if not factors:
         raise AxialError(f"expert '{folder}': {ADAPTER_WEIGHTS} holds no LoRA weights")
     meta = read_json_object(folder / SIDECAR) if (folder / SIDECAR).is_file() else {}
+    if "base" in meta and not isinstance(meta["base"], dict):
+        raise DataError(f"must be a base reference object, got {meta['base']!r}", path=str(folder / SIDECAR),
+                        field="base")
+    if not meta.get("base") and config.get("base_model_name_or_path"):
+        # An adapter made outside axial: only PEFT's name for its base is known (compared by name, warn-only).
+        meta["peft_base_name"] = config["base_model_name_or_path"]
     if name is None:
         for key in ("name", "axis"):
             if key in meta and not isinstance(meta[key], str):
@@ -194,8 +205,13 @@ def load_lora_expert(path: str | Path, name: str | None = None) -> Expert:
     return Expert(name=name, factors=factors, source=str(folder), meta=meta)
 
 
-def load_experts(items: Iterable[str | Path | Expert | ExpertSet], names: Sequence[str] | None = None) -> ExpertSet:
-    """Adapter folders, Expert objects and ExpertSets, in order, as one ExpertSet (optionally renamed)."""
+def load_experts(items: Iterable[str | Path | Expert | ExpertSet], names: Sequence[str] | None = None, *,
+                 allow_base_mismatch: bool = False) -> ExpertSet:
+    """Adapter folders, Expert objects and ExpertSets, in order, as one ExpertSet (optionally renamed).
+
+    Experts recorded on different base models are refused (`allow_base_mismatch=True` only warns): mixing
+    them cannot be right on any one base.
+    """
     if isinstance(items, (str, Path)):
         items = [items]
     experts: list[Expert] = []
@@ -210,7 +226,23 @@ def load_experts(items: Iterable[str | Path | Expert | ExpertSet], names: Sequen
         if len(names) != len(experts):
             raise AxialError(f"names: {len(names)} given for {len(experts)} experts")
         experts = [Expert(n, e.factors, e.source, e.meta) for n, e in zip(names, experts, strict=True)]
+    _check_same_base(experts, allow_base_mismatch)
     return ExpertSet(experts)
+
+
+def _check_same_base(experts: Sequence[Expert], allow: bool) -> None:
+    from axial.baseref import ALLOW_ENV, allowed_by_env, describe, same_recorded_base
+
+    recorded = [e for e in experts if e.base]
+    for other in recorded[1:]:
+        if same_recorded_base(recorded[0].base, other.base) is False:
+            message = (f"experts '{recorded[0].name}' ({recorded[0].source}) and '{other.name}' ({other.source}) "
+                       f"were made on different bases: {describe(recorded[0].base)} vs {describe(other.base)}")
+            if allow or allowed_by_env():
+                log.warning("BASE MISMATCH (allowed): %s", message)
+                continue
+            raise AxialError(f"{message}; override with allow_base_mismatch=True / `axial --allow-base-mismatch` "
+                             f"/ {ALLOW_ENV}=1")
 
 
 def truncated_lora(delta: torch.Tensor, rank: int) -> tuple[LoraFactors, float]:
@@ -292,20 +324,32 @@ def experts_from_finetuned(base_model, finetuned, rank: int, *, name: str | None
     if untracked > 0:
         log.warning("experts_from_finetuned: %.1f%% of the task vector's squared norm lies outside the target "
                     "linears and is not represented by the LoRA expert", 100 * untracked)
+    from axial.baseref import base_reference
+
     meta = {"svd_rank": rank, "mean_relative_error": sum(errors) / len(errors),
-            "max_relative_error": max(errors), "untracked_delta_fraction": untracked}
+            "max_relative_error": max(errors), "untracked_delta_fraction": untracked,
+            "base": base_reference(base_model)}
     return Expert(name=name or (Path(source).name if source else "finetuned"), factors=factors,
                   source=source, meta=meta)
 
 
-def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | None = None) -> Path:
+def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | None = None,
+                dtype: str | torch.dtype | None = None) -> Path:
     """Write an expert as a plain PEFT LoRA adapter (+ sidecar) that PEFT, vLLM and `load_lora_expert` read.
 
     The scaling is folded into B and lora_alpha set equal to each module's rank, so the file is exact for any
     loader regardless of how it computes scaling; differing ranks go into rank_pattern / alpha_pattern.
+    `base_model_name` (adapter_config.json's base_model_name_or_path) defaults to what the expert's recorded
+    base resolves to portably (axial.baseref.peft_base_name); `dtype` (default fp32) is the tensors' dtype
+    on disk (`axial export` passes the base's dtype).
     """
     from safetensors.torch import save_file
 
+    from axial.baseref import peft_base_name
+
+    if base_model_name is None:
+        base_model_name = peft_base_name(expert.base)
+    target = _storage_dtype(dtype)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ranks = {m: f.rank for m, f in expert.factors.items()}
@@ -313,8 +357,8 @@ def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | No
     pattern = {m: rk for m, rk in ranks.items() if rk != r}
     tensors = {}
     for m, f in expert.factors.items():
-        tensors[f"base_model.model.{m}.lora_A.weight"] = f.A.detach().float().contiguous()
-        tensors[f"base_model.model.{m}.lora_B.weight"] = (f.scaling * f.B.detach().float()).contiguous()
+        tensors[f"base_model.model.{m}.lora_A.weight"] = f.A.detach().float().to(target).contiguous()
+        tensors[f"base_model.model.{m}.lora_B.weight"] = (f.scaling * f.B.detach().float()).to(target).contiguous()
     with atomic_output(folder / ADAPTER_WEIGHTS) as tmp:
         save_file(tensors, str(tmp))
     config = {
@@ -330,3 +374,15 @@ def save_expert(expert: Expert, folder: str | Path, *, base_model_name: str | No
     # Last: adapter_config.json is what makes the folder an adapter (for PEFT and load_lora_expert).
     atomic_write_json(folder / ADAPTER_CONFIG, config)
     return folder
+
+
+def _storage_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if str(dtype) not in table:
+        raise AxialError(f"dtype {dtype!r}: use fp32, bf16 or fp16")
+    return table[str(dtype)]

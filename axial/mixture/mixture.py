@@ -32,6 +32,26 @@ from axial.mixture.resolved import Routed, Static, WeightSource
 from axial.mixture.routing import GateConfig, Router, RowsRouter
 
 
+def _check_bases(experts: ExpertSet, model: nn.Module, allow: bool) -> None:
+    import logging
+
+    from axial.baseref import check_base
+
+    live = getattr(model, "axial_source", None) or {}
+    for e in experts:
+        what = f"expert '{e.name}' ({e.source or 'in memory'})"
+        if e.base:
+            check_base(e.base, model, what=what, allow=allow)
+            continue
+        named = e.meta.get("peft_base_name")
+        known = {live.get("spec"), live.get("hub_id")} - {None}
+        if named and known and named not in known and not Path(named).exists():
+            logging.getLogger(__name__).warning(
+                "%s names base '%s' in its adapter_config.json; the model is '%s'. Not verifiable (the adapter "
+                "has no axial base reference): check that it was trained on this base.", what, named,
+                live.get("spec"))
+
+
 class Mixture:
     def __init__(self, model: nn.Module, experts: ExpertSet, modules: dict[str, MixtureLinear],
                  originals: dict[str, nn.Module], layers: dict[int, nn.Module]):
@@ -48,16 +68,20 @@ class Mixture:
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
     def attach(cls, model: nn.Module, experts: ExpertSet | Sequence[str | Expert | ExpertSet],
-               names: Sequence[str] | None = None, target_modules: Sequence[str] | None = None) -> Mixture:
+               names: Sequence[str] | None = None, target_modules: Sequence[str] | None = None, *,
+               allow_base_mismatch: bool = False) -> Mixture:
         """Replace every target linear (default: all modules any expert touches) with a MixtureLinear.
 
         `target_modules` restricts by name or name suffix (PEFT style: "q_proj" or "layers.0.mlp.up_proj").
+        An expert whose recorded base (axial.baseref) is not this model is refused; `allow_base_mismatch=True`
+        (or AXIAL_ALLOW_BASE_MISMATCH=1) applies it anyway, with a warning.
         """
         if getattr(model, "axial_mixture", None) is not None:
             raise AxialError("this model already has a mixture attached; detach() it first")
         if isinstance(experts, (str, Path, Expert, ExpertSet)):
             experts = [experts]
-        experts = load_experts(experts, names)
+        experts = load_experts(experts, names, allow_base_mismatch=allow_base_mismatch)
+        _check_bases(experts, model, allow_base_mismatch)
         wanted = experts.module_names
         if target_modules is not None:
             wanted = [m for m in wanted if any(m == t or m.endswith("." + t) for t in target_modules)]

@@ -1,7 +1,8 @@
 """A trained router on disk, and `load_router(DIR)`: what a Mixture needs to route with it.
 
     DIR/router.safetensors   the heads (safetensors only)
-    DIR/mocae.json           router shape, expert names + adapter folders, base model, gate (top-k, γ)
+    DIR/mocae.json           router shape, expert names + adapter folders, base model and its reference
+                             (axial.baseref; checked when bound to a mixture), gate (top-k, γ)
     DIR/router_config.json   the RouterConfig it was trained with
     DIR/train_keys.json      sha256 of every training prompt's split key (calibrate refuses to fit on them)
     DIR/calibration.json     written by `axial calibrate`: the fitted calibrator and its held-out metrics
@@ -67,6 +68,7 @@ class LoadedRouter:
     path: Path
     calibration: dict | None
     options: dict
+    base: dict | None = None
 
     @property
     def expert_names(self) -> list[str]:
@@ -76,8 +78,11 @@ class LoadedRouter:
         """`router, gate = load_router(DIR, mixture)`: the two things a `Routed` source holds."""
         return iter((self.router, self.gate))
 
-    def bind(self, mixture) -> LoadedRouter:
-        """Check the experts match and let the router read the mixture's model's attention masks."""
+    def bind(self, mixture, *, allow_base_mismatch: bool = False) -> LoadedRouter:
+        """Check the experts and the base match and let the router read the mixture's model's attention masks."""
+        from axial.baseref import check_base
+
+        check_base(self.base, mixture.model, what=f"router {self.path}", allow=allow_base_mismatch)
         if list(mixture.expert_names) != self.expert_names:
             raise AxialError(f"router {self.path} was trained for experts {self.expert_names}, the mixture has "
                              f"{list(mixture.expert_names)} (pass the expert folders in the same order: "
@@ -152,6 +157,9 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
     elif options.get("importance", "saved") != "saved":
         raise AxialError(f"router option importance='{options['importance']}': expected none or saved")
     gate = GateConfig(temperature=1.0, top_k=top_k, importance=importance)
+    base = meta.get("base")
+    if base is not None and not isinstance(base, dict):
+        raise DataError(f"must be a base reference object, got {base!r}", path=str(folder / META), field="base")
     loaded = LoadedRouter(router, gate, expert_dirs, meta.get("base_model", "embedded"), folder, calibration,
-                          options)
+                          options, base)
     return loaded.bind(mixture) if mixture is not None else loaded

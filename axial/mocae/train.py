@@ -401,6 +401,9 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
         if cfg.lm_steps:
             lm_history = lm_phase(model, tok, mixture, router, GateConfig(top_k=cfg.top_k, importance=importance),
                                   examples, cfg)
+        from axial.baseref import base_reference
+
+        base = base_reference(model)
     finally:
         mixture.detach()
     # mocae.json (written by save_router) comes last: a folder with it is a complete router, and calibrate
@@ -411,5 +414,5 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
                "history": history, "lm_history": lm_history}
     atomic_write_json(out / "train_metrics.json", metrics)
     save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
-                extra={"train_examples": counts})
+                extra={"train_examples": counts, "base": base})
     return out

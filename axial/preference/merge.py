@@ -84,6 +84,9 @@ def merge_experts(experts: ExpertSet, preference: Preference, config: MergeConfi
     tag = "_".join(f"{a}{v:.2f}" for a, v in lam.items() if v > 0)
     meta = {"preference": preference.as_dict(), "merge": cfg.to_dict(), "svd_rank": rank,
             "mean_relative_error": sum(errors) / len(errors), "sources": [e.source or e.name for e in chosen]}
+    base = next((e.base for e in chosen if e.base), None)
+    if base is not None:  # load_experts already refused experts recorded on different bases
+        meta["base"] = base
     return Expert(name=name or f"{cfg.method}_{tag}", factors=factors, meta=meta)
 
 
