@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "axial.chat",
     "axial.data.cli",
     "axial.demo",
+    "axial.distributed",
     "axial.evaluate.cli",
     "axial.experts.cli",
     "axial.export",

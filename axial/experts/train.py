@@ -27,6 +27,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from axial.distributed import RowCounter, check_launch, gather
 from axial.errors import AxialError, DataError
 from axial.experts.config import MIXED, ExpertConfig
 from axial.experts.data import build_examples, load_axis_records
@@ -54,6 +55,7 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
     base: an already loaded (model, tokenizer) to reuse; its weights are not modified (LoRA only) but PEFT
     wraps its linear layers, so pass a fresh copy per call.
     """
+    check_launch()
     out = Path(config.out)
     if is_trained(out) and not config.overwrite:
         return out
@@ -92,7 +94,9 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
         logger.warning("%d of %d training examples have no response token left within max_length=%d and are "
                        "not trained on", dropped, len(train_ex), config.max_length)
     started = time.time()
+    counter = trainer.data_collator = RowCounter(trainer.data_collator)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.data_collator = counter.collate
     metrics = {"train_loss": run_train_loss(trainer.state.log_history), "train_loss_this_run": result.training_loss,
                "global_step": trainer.state.global_step,
                "resumed_from_step": _step_of(checkpoint), "n_train": len(train_ex), "n_val": len(val_ex),
@@ -102,6 +106,10 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
                "n_train_dropped_by_max_length": len(train_ex) - len(trainer.train_dataset),
                "runtime_s_this_run": round(time.time() - started, 1)}
     metrics.update(_throughput(trainer, time.time() - started, _step_of(checkpoint)))
+    # Rows each process collated in this run: every rank of a data-parallel run must have trained on its share.
+    metrics["distributed"] = {"world_size": trainer.args.world_size,
+                              "parallel_mode": trainer.args.parallel_mode.value,
+                              "rows_per_rank": gather(counter.rows)}
     if val_ex:
         metrics.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
     # Under `accelerate launch` every process runs this function; one writes the results.
@@ -185,6 +193,12 @@ def _use_bf16(config: ExpertConfig) -> bool:
     return has_fast_bf16_cpu()
 
 
+def _on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def _lora_config(config: ExpertConfig):
     from peft import LoraConfig
 
@@ -213,8 +227,11 @@ def _make_trainer(config: ExpertConfig, model, tok, train_ex, val_ex, out: Path,
         lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay, logging_steps=1, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
-        # Trainer only allows bf16 without a bf16 GPU when told it runs on CPU; on a GPU this stays False.
-        bf16=bf16, use_cpu=bf16 and not is_torch_bf16_gpu_available(), gradient_checkpointing=config.gradient_checkpointing, max_length=config.max_length,
+        # use_cpu on every CPU run: without it the Trainer under torchrun on a CPU machine sets up NO data
+        # parallelism (each process trains alone on all the data; rank 0's result is saved). Also, Trainer only
+        # allows bf16 without a bf16 GPU when told it runs on CPU.
+        bf16=bf16, use_cpu=_on_cpu() or (bf16 and not is_torch_bf16_gpu_available()),
+        gradient_checkpointing=config.gradient_checkpointing, max_length=config.max_length,
         report_to="none", eval_strategy="no", include_num_input_tokens_seen="non_padding",
         disable_tqdm=False, dataloader_num_workers=0)
     train_ds = Dataset.from_list(train_ex)
