@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.axial-installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-lowest lint clean
 
 setup: $(STAMP)
 
@@ -29,5 +29,10 @@ test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# The declared dependency floors (pyproject.toml), installed exactly into .venv-lowest, then lint + fast tests +
+# the embedded GGUF conversion there: proves every floor is true (.ci/lowest.sh).
+test-lowest:
+	PY=$(PY) .ci/lowest.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-lowest .pytest_cache .ruff_cache

@@ -88,6 +88,11 @@ def train_expert(config: ExpertConfig, records: list[tuple[str, object]] | None 
 
     base_ref = base_reference(model)  # read before PEFT wraps the linears
     checkpoint = last_checkpoint(out / CHECKPOINTS)
+    # Seed before PEFT initialises the adapter inside the trainer: some TRL versions wrap the model before the
+    # Trainer seeds, and the init then depended on whatever ran earlier in the process.
+    from transformers import set_seed
+
+    set_seed(config.seed)
     trainer = _make_trainer(config, model, tok, train_ex, val_ex, out, _step_of(checkpoint))
     dropped = len(train_ex) - len(trainer.train_dataset)
     if dropped:

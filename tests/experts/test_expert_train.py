@@ -31,7 +31,9 @@ def test_labels_cover_only_the_response_tokens(tmp_path):
     for ex, row in zip(examples, trainer.train_dataset, strict=True):
         prompt_ids = tok.apply_chat_template(ex["prompt"], add_generation_prompt=True, tokenize=True,
                                              return_dict=True)["input_ids"]
-        labels, ids = row["labels"], row["input_ids"]
+        # What a training step sees: the collator's labels (TRL versions differ in where they are built).
+        batch = trainer.data_collator([row])
+        labels, ids = batch["labels"][0].tolist(), batch["input_ids"][0].tolist()
         assert labels[:len(prompt_ids)] == [-100] * len(prompt_ids)
         assert all(lab == i for lab, i in zip(labels[len(prompt_ids):], ids[len(prompt_ids):], strict=True))
         trained = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100])
