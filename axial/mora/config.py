@@ -58,6 +58,7 @@ class MoraConfig(Config):
     batch_size: int = 16
     chunk_prompts: int = 8
     seed: int = 0
+    # hf (transformers) or vllm (GPU; not covered by axial's tests); auto = hf: vLLM is never picked silently
     backend: str = "auto"
     # isolate
     threshold_mode: str = "quantile"

@@ -73,3 +73,17 @@ def test_sample_with_a_real_tiny_model(cfg, judges, fakes, tiny, tmp_path):
     assert [len(r["rollouts"]) for r in rows] == [3, 3]
     # temperature sampling: the k rollouts of a prompt are not all the same
     assert len({r["response"] for r in rows[0]["rollouts"]}) > 1
+
+
+def test_auto_backend_never_picks_vllm_even_when_installed(monkeypatch):
+    import importlib.util
+
+    from axial.mora import sample
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    monkeypatch.setattr(sample, "vllm_generator", lambda *a: pytest.fail("vLLM picked by backend=auto"))
+    loaded = []
+    monkeypatch.setattr("axial.models.load_model", lambda spec, dtype: loaded.append(spec) or ("m", "t"))
+    cfg = type("Cfg", (), {"backend": "auto", "model": "tiny", "dtype": "fp32", "seed": 0})()
+    assert callable(sample.make_generator(cfg)) and loaded == ["tiny"]
