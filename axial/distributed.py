@@ -120,6 +120,87 @@ def check_launch(parent_argv: list[str] | None = None) -> None:
         f"$(axial accelerate-config cpu_ddp) --num_processes {n} -m axial.cli ...`")
 
 
+def init_distributed() -> tuple[int, int]:
+    """Join the process group that torchrun / accelerate launch describe in the environment (gloo on CPU,
+    nccl on GPUs) and return (rank, world_size); (0, 1) for a plain single process."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return world()
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def merge_strided(parts: list[dict], n: int) -> dict:
+    """Reassemble per-rank results of a strided shard (rank r held items r, r+W, ...) in the original order.
+
+    Each part maps names to tensors whose first dimension runs over that rank's items.
+    """
+    import torch
+
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for key in parts[0]:
+        first = parts[0][key]
+        full = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
+        for r, part in enumerate(parts):
+            full[r::len(parts)] = part[key]
+        out[key] = full
+    return out
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum of a few floats over all ranks."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+class GradientSync:
+    """The data-parallel step for hand-written training loops (routers), where torch's DDP does not fit
+    (the loop calls module methods other than forward, and losses are weighted by shares of a global batch).
+
+    Every rank starts from rank 0's parameters; each rank backpropagates its share of a global batch with the
+    loss scaled by that share (rows or tokens of the batch, `local / total`); `step_ready()` then sums the
+    gradients over ranks, so the optimizer step is the one a single process takes on the whole batch.
+    """
+
+    def __init__(self, params):
+        import torch.distributed as dist
+
+        self.params = [p for p in params if p.requires_grad]
+        self.active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if self.active:
+            for p in self.params:
+                dist.broadcast(p.data, src=0)
+
+    def step_ready(self) -> None:
+        import torch
+        import torch.distributed as dist
+
+        if not self.active:
+            return
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+
+
 class RowCounter:
     """Wraps a data collator and counts the rows this process collated: proof that a rank took part."""
 

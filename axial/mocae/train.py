@@ -33,6 +33,16 @@ import torch
 import torch.nn.functional as F
 
 from axial.config import Config
+from axial.distributed import (
+    GradientSync,
+    all_sum,
+    barrier,
+    check_launch,
+    gather,
+    init_distributed,
+    merge_strided,
+    world,
+)
 from axial.errors import AxialError
 from axial.io import atomic_output, atomic_write_json
 from axial.mixture.resolved import Routed, Static
@@ -176,7 +186,6 @@ def collect_features(model, tok, mixture, examples: list[RoutingExample], *, gra
         return hook
 
     hooks = [layer.register_forward_pre_hook(make_hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
-    gen = torch.Generator().manual_seed(seed)
     # Similar lengths together: less padding per batch. The features go back to the examples' order at the end.
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].messages[-1]["content"]))
     valid_rows: list[torch.Tensor] = []
@@ -190,7 +199,10 @@ def collect_features(model, tok, mixture, examples: list[RoutingExample], *, gra
                 mask = enc["attention_mask"].bool()
                 current["mask"] = mask.float()
                 if granularity == "token":
-                    rows, cols, valid = _sample_tokens(mask.cpu(), tokens_per_prompt, gen)
+                    # One generator per example (seeded by its key): the tokens an example gets do not depend on
+                    # which batch or which process (data-parallel shard) it lands in.
+                    gens = [torch.Generator().manual_seed(seed + int(key_hash(e.key)[:8], 16)) for e in batch]
+                    rows, cols, valid = _sample_tokens(mask.cpu(), tokens_per_prompt, gens)
                     current["rows"], current["cols"] = rows.to(device), cols.to(device)
                     valid_rows.append(valid)
                 weights = F.one_hot(torch.tensor([e.label for e in batch]), k).float() if teacher_forcing else None
@@ -211,12 +223,12 @@ def collect_features(model, tok, mixture, examples: list[RoutingExample], *, gra
             "labels": torch.tensor([e.label for e in examples])}
 
 
-def _sample_tokens(mask: torch.Tensor, s: int, gen: torch.Generator):
+def _sample_tokens(mask: torch.Tensor, s: int, gens: list[torch.Generator]):
     """s positions per row among the real tokens (with repeats when a prompt is shorter than s)."""
     rows, cols, valid = [], [], []
     for i, row in enumerate(mask):
         pos = row.nonzero().flatten()
-        pick = pos[torch.randperm(len(pos), generator=gen)[:s]]
+        pick = pos[torch.randperm(len(pos), generator=gens[i])[:s]]
         v = torch.ones(s, dtype=torch.bool)
         if len(pick) < s:
             v[len(pick):] = False
@@ -278,6 +290,11 @@ def lm_phase(model, tok, mixture, router: MoCaERouter, gate, examples: list[Rout
 
     if any(not e.response.strip() for e in examples):
         raise AxialError("lm_steps > 0 needs a response for every training example")
+    rank, world_size = world()
+    if cfg.lm_batch_size < world_size:
+        raise AxialError(f"RouterConfig.lm_batch_size: {cfg.lm_batch_size} is smaller than the {world_size} "
+                         "processes sharing each batch")
+    sync = GradientSync(router.parameters())  # data-parallel: every rank takes its share of each global batch
     opt = torch.optim.AdamW(router.parameters(), lr=cfg.lm_learning_rate, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     order: list[int] = []
@@ -285,11 +302,11 @@ def lm_phase(model, tok, mixture, router: MoCaERouter, gate, examples: list[Rout
     device = next(model.parameters()).device
     mixture.use(Routed(router, gate))
     try:
-        for step in tqdm(range(cfg.lm_steps), desc="router LM phase", unit="step"):
+        for step in tqdm(range(cfg.lm_steps), desc="router LM phase", unit="step", disable=rank != 0):
             if len(order) < cfg.lm_batch_size:
                 order += torch.randperm(len(examples), generator=gen).tolist()
             idx, order = order[: cfg.lm_batch_size], order[cfg.lm_batch_size:]
-            batch = [examples[i] for i in idx]
+            batch = [examples[i] for i in idx][rank::world_size]
             enc = {k: v.to(device) for k, v in encode_with_responses(tok, batch, cfg.max_length).items()}
             labels = torch.tensor([e.label for e in batch], device=device)
             with router.pool_over(enc["prompt_mask"]), router.recording() as rec:
@@ -302,12 +319,20 @@ def lm_phase(model, tok, mixture, router: MoCaERouter, gate, examples: list[Rout
                 rows, row_labels = z[enc["prompt_mask"]], labels[:, None].expand(enc["prompt_mask"].shape)[
                     enc["prompt_mask"]]
             losses = routing_losses(rows, row_labels, cfg)
-            loss = cfg.lm_weight * out.loss + losses["total"]
+            # Each part of the loss is a mean (LM over label tokens, routing over rows): weight this process's
+            # share so the summed gradients equal one process's on the whole batch.
+            n_tok, n_rows = float((enc["labels"][:, 1:] != -100).sum()), float(len(row_labels))
+            tot_tok, tot_rows = all_sum([n_tok, n_rows])
+            loss = cfg.lm_weight * out.loss * (n_tok / tot_tok) + losses["total"] * (n_rows / tot_rows)
             opt.zero_grad()
             loss.backward()
+            sync.step_ready()
             opt.step()
-            history.append({"step": step + 1, "lm": float(out.loss), "total": float(loss),
-                            **{n: float(v.detach()) for n, v in losses.items() if n != "total"}})
+            lm, total, *parts = all_sum([float(out.loss) * n_tok / tot_tok, float(loss),
+                                         *(float(v.detach()) * n_rows / tot_rows for n, v in losses.items()
+                                           if n != "total")])
+            names = [n for n in losses if n != "total"]
+            history.append({"step": step + 1, "lm": lm, "total": total, **dict(zip(names, parts, strict=True))})
     finally:
         mixture.use(Static(None))
     return history
@@ -366,11 +391,15 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
         raise AxialError(f"RouterConfig.experts: routing needs at least two experts, got {cfg.experts}")
     if not cfg.out:
         raise AxialError("RouterConfig.out: required (output folder)")
+    check_launch()
+    rank, world_size = init_distributed()
     out = Path(cfg.out)
     if (out / "mocae.json").exists() and not cfg.overwrite:
         raise AxialError(f"{out} already holds a router; pass overwrite=true to replace it")
+    barrier()  # every rank has checked before rank 0 writes anything
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "router_config.json")
+    if rank == 0:
+        cfg.save(out / "router_config.json")
     t0 = time.time()
     if base is None:
         model, tok, mixture = load_base_and_mixture(cfg.model, cfg.dtype, cfg.experts)
@@ -385,16 +414,24 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
         counts = {n: sum(e.axis == n for e in examples) for n in names}
         fingerprint = _fingerprint(cfg, examples, cfg.experts)
         data = _cached_features(out / FEATURES, fingerprint)
+        feature_rows = None
         if data is None:
-            data = collect_features(model, tok, mixture, examples, granularity=cfg.granularity,
+            # Data-parallel feature pass: each process encodes a strided share of the examples.
+            mine = examples[rank::world_size]
+            part = collect_features(model, tok, mixture, mine, granularity=cfg.granularity,
                                     max_length=cfg.max_length, tokens_per_prompt=cfg.tokens_per_prompt,
                                     teacher_forcing=cfg.teacher_forcing, batch_size=cfg.forward_batch_size,
                                     seed=cfg.seed)
-            with atomic_output(out / FEATURES) as tmp:
-                save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata={"fingerprint": fingerprint})
+            feature_rows = gather(len(mine))
+            data = merge_strided(gather(part), len(examples))
+            if rank == 0:
+                with atomic_output(out / FEATURES) as tmp:
+                    save_file({k: v.contiguous() for k, v in data.items()}, str(tmp),
+                              metadata={"fingerprint": fingerprint})
         t_features = time.time() - t0
         router = MoCaERouter(model.config.hidden_size, names, len(decoder_layers(model)), scope=cfg.scope,
                              granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden)
+        # Cheap (linear heads on cached features) and deterministic: every process fits the same heads.
         history = fit_on_features(router, data, cfg)
         importance = task_vector_importance(mixture.experts) if cfg.importance == "task_vector" else None
         lm_history = []
@@ -406,13 +443,18 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
         base = base_reference(model)
     finally:
         mixture.detach()
+    if rank != 0:
+        barrier()  # rank 0 writes the folder
+        return out
     # mocae.json (written by save_router) comes last: a folder with it is a complete router, and calibrate
     # relies on train_keys.json being there.
     atomic_write_json(out / TRAIN_KEYS, sorted({key_hash(e.key) for e in examples}), indent=None)
     metrics = {"examples": counts, "feature_seconds": round(t_features, 1),
                "total_seconds": round(time.time() - t0, 1), "final": history[-1] if history else None,
-               "history": history, "lm_history": lm_history}
+               "history": history, "lm_history": lm_history,
+               "distributed": {"world_size": world_size, "feature_rows_per_rank": feature_rows}}
     atomic_write_json(out / "train_metrics.json", metrics)
     save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
                 extra={"train_examples": counts, "base": base})
+    barrier()
     return out
