@@ -178,7 +178,12 @@ def peft_base_name(ref: dict | None) -> str | None:
     """What adapter_config.json's base_model_name_or_path should say: loadable by plain PEFT where possible."""
     if not ref:
         return None
-    return ref.get("hub_id") or ref.get("spec")
+    spec = ref.get("spec")
+    if ref.get("hub_id"):
+        return ref["hub_id"]
+    if spec and (ref.get("portable") or Path(spec).exists()):
+        return spec
+    return None  # a model built in Python: no name PEFT could load it by
 
 
 def describe(ref: dict | None) -> str:

@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM
 
 from axial.arch import find_decoder_layers
 from axial.mixture import LinearRouter, Mixture, experts_from_finetuned
+from axial.mixture.resolved import Routed, Static
 from axial.mixture.testing import write_random_adapter
 from axial.testing import TINY_ARCHS, tiny_model
 
@@ -46,7 +47,7 @@ def test_one_hot_mixture_equals_peft(arch, adapters):
     model, _ = tiny_model(arch)
     mix = Mixture.attach(model, adapters)
     for i, adapter in enumerate(adapters):
-        with mix.weights([1.0 if j == i else 0.0 for j in range(2)]):
+        with mix.using(Static([1.0 if j == i else 0.0 for j in range(2)])):
             ours = logits(model)
         ref = logits(PeftModel.from_pretrained(tiny_model(arch)[0], str(adapter)).eval())
         assert not torch.allclose(ref, logits(tiny_model(arch)[0]), atol=1e-3)
@@ -58,7 +59,10 @@ def test_router_hooks_every_block_and_generates_with_the_cache(arch, adapters):
     mix = Mixture.attach(model, adapters)
     hidden = model.config.get_text_config().hidden_size
     torch.manual_seed(0)
-    mix.set_router(LinearRouter(hidden, 2, num_layers=2))
+    router = LinearRouter(hidden, 2, num_layers=2)
+    for head in router.heads:  # not the uniform start: the routing must depend on the hidden state
+        torch.nn.init.normal_(head.weight)
+    mix.use(Routed(router))
     logits(model)
     assert sorted(mix.state.gates) == [0, 1]
     # KV-cache decoding equals recomputing the whole sequence every step (routing per token included).
@@ -69,16 +73,16 @@ def test_router_hooks_every_block_and_generates_with_the_cache(arch, adapters):
 
 @pytest.mark.parametrize("fmt", ["hf", "peft"])
 def test_export_reproduces_the_mixture(arch, adapters, tmp_path, fmt):
-    from axial.preference import export
+    from axial.export import export
     from axial.variants import LoadedVariant, VariantSpec
 
     model, tok = tiny_model(arch)
     mix = Mixture.attach(model, adapters)
     variant = LoadedVariant(VariantSpec(model=f"tiny-{arch}", experts=[str(a) for a in adapters],
                                         source="weights:helpful=0.7,harmless=0.3"), model, tok, mix)
-    mix.set_weights([0.7, 0.3])
+    mix.use(Static([0.7, 0.3]))
     expected = logits(model)
-    out = export(variant, "helpful=0.7,harmless=0.3", tmp_path / fmt, format=fmt)
+    out = export(variant, "weights:helpful=0.7,harmless=0.3", tmp_path / fmt, format=fmt)
     if fmt == "hf":
         reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     else:
@@ -111,5 +115,5 @@ def test_expert_training_on_each_architecture(arch, tmp_path):
     before = logits(model)
     mix = Mixture.attach(model, [out])
     assert mix.modules and all(find_decoder_layers(model).index_of(n) is not None for n in mix.modules)
-    mix.set_weights([1.0])
+    mix.use(Static([1.0]))
     assert not torch.allclose(logits(model), before, atol=1e-6)  # trained B is no longer zero

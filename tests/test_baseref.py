@@ -145,7 +145,7 @@ def test_export_records_the_base_and_defaults_to_its_dtype(tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from axial.preference import export
+    from axial.export import export
     from axial.variants import VariantSpec, load_variant
 
     model, tok = tiny_llama()
@@ -155,24 +155,24 @@ def test_export_records_the_base_and_defaults_to_its_dtype(tmp_path):
                 for a in ("helpful", "harmless")]
     variant = load_variant(VariantSpec(model=str(tmp_path / "bf16-base"), experts=[str(a) for a in adapters],
                                        source="base", dtype="fp32", device="cpu"))
-    peft_out = export(variant, "helpful=0.5,harmless=0.5", tmp_path / "peft", format="peft")
+    peft_out = export(variant, "weights:helpful=0.5,harmless=0.5", tmp_path / "peft", format="peft")
     assert {t.dtype for t in load_file(str(peft_out / "adapter_model.safetensors")).values()} == {torch.bfloat16}
     record = json.loads((peft_out / "axial_export.json").read_text())
     assert record["dtype"] == "bfloat16" and record["base"]["probe"]
     assert json.loads((peft_out / "axial_expert.json").read_text())["base"]["spec"] == record["base"]["spec"]
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "bf16-base"), str(peft_out))
 
-    hf_out = export(variant, "helpful=0.5,harmless=0.5", tmp_path / "hf", format="hf")
+    hf_out = export(variant, "weights:helpful=0.5,harmless=0.5", tmp_path / "hf", format="hf")
     assert json.loads((hf_out / "config.json").read_text())["dtype"] == "bfloat16"
     assert {t.dtype for t in load_file(str(hf_out / "model.safetensors")).values()} == {torch.bfloat16}
-    fp32_out = export(variant, "helpful=0.5,harmless=0.5", tmp_path / "hf32", format="hf", dtype="fp32")
+    fp32_out = export(variant, "weights:helpful=0.5,harmless=0.5", tmp_path / "hf32", format="hf", dtype="fp32")
     assert {t.dtype for t in load_file(str(fp32_out / "model.safetensors")).values()} == {torch.float32}
 
 
 def test_cli_flag_allows_a_mismatch(trained, two_bases, tmp_path):
     from axial.cli import main
 
-    args = ["export", "--model", str(two_bases[1]), "--experts", str(trained), "--preference", "helpful=1",
+    args = ["export", "--model", str(two_bases[1]), "--experts", str(trained), "--source", "weights:helpful=1",
             "--format", "peft", "--out"]
     with pytest.raises(SystemExit):
         main(args + [str(tmp_path / "refused")])

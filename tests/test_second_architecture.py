@@ -116,16 +116,17 @@ def test_export_reproduces_the_mixture(experts, tmp_path, fmt):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from axial.export import export
+    from axial.mixture.resolved import Static
     from axial.models import load_model
-    from axial.preference import export
     from axial.variants import VariantSpec, load_variant
 
     variant = load_variant(VariantSpec(model=MODEL, experts=experts, source=f"pref:{PREF}", dtype="fp32",
                                        device="cpu"))
     expected = _logits(variant.model, variant.tokenizer)
-    with variant.mixture.weights(None):
+    with variant.mixture.using(Static(None)):
         plain = _logits(variant.model, variant.tokenizer)
-    out = export(variant, PREF, tmp_path / fmt, format=fmt, dtype="fp32")
+    out = export(variant, f"pref:{PREF}", tmp_path / fmt, format=fmt, dtype="fp32")
     if fmt == "hf":
         reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     else:
