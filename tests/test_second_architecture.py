@@ -99,13 +99,15 @@ def test_served_with_preferences_and_router(experts, router):
     from axial.serve import ServeConfig, create_app
     from axial.serve.server import load_engine
 
-    cfg = ServeConfig(model=MODEL, experts=experts, router=str(router), dtype="fp32", device="cpu", max_tokens=8)
+    cfg = ServeConfig(model=MODEL, experts=experts, sources={"routed": f"mocae:{router}"}, dtype="fp32",
+                      device="cpu", max_tokens=8)
     engine = load_engine(cfg)
     with TestClient(create_app(engine, cfg)) as client:
-        for extra in ({}, {"axial": {"preference": {"helpful": 0.5, "harmless": 0.5}}},
-                      {"axial": {"routing": "mocae"}}):
-            r = client.post("/v1/chat/completions", json={"model": engine.name, "messages": PROMPT,
-                                                          "max_tokens": 6, **extra})
+        requests = [(engine.name, {}), (engine.name, {"axial": {"source": "pref:helpful=0.5,harmless=0.5"}}),
+                    (engine.name, {"axial": {"source": f"mocae:{router}"}}), (f"{engine.name}:routed", {})]
+        for model_id, extra in requests:
+            r = client.post("/v1/chat/completions", json={"model": model_id, "messages": PROMPT, "max_tokens": 6,
+                                                          **extra})
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["usage"]["completion_tokens"] >= 1 and isinstance(body["choices"][0]["message"]["content"], str)
