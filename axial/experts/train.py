@@ -306,9 +306,7 @@ def _name_base_portably(out: Path, base_ref: dict) -> None:
     path = out / "adapter_config.json"
     config = json.loads(path.read_text())
     config["base_model_name_or_path"] = peft_base_name(base_ref)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, config, sort_keys=True)
 
 
 def _write_sidecar(config: ExpertConfig, out: Path, metrics: dict, records, base_ref: dict) -> None:
