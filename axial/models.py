@@ -10,7 +10,6 @@ and a safetensors reload takes about a second instead of ~20 s.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import shutil
@@ -62,8 +61,9 @@ def convert_gguf(gguf: Path, out: Path | None = None) -> Path:
         (tmp / "AXIAL_SOURCE").write_text(f"converted from {gguf}\n")
         # The folder IS that GGUF for base references (axial.baseref): loading it directly keeps the identity.
         from axial.baseref import BASE_FILE, gguf_identity
+        from axial.io import atomic_write_json
 
-        (tmp / BASE_FILE).write_text(json.dumps(gguf_identity(gguf), indent=2) + "\n")
+        atomic_write_json(tmp / BASE_FILE, gguf_identity(gguf))
         try:
             tmp.rename(out)
         except OSError:  # another process finished first

