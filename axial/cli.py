@@ -12,9 +12,15 @@ import sys
 import click
 import typer
 from rich.console import Console
-from typer.exceptions import TyperException
 
 from axial.errors import AxialError
+
+# Where typer's usage errors live depends on its version: typer >= 0.28 has typer.exceptions; 0.27 (pyproject's
+# floor) bundles click as typer._click and raises that copy's ClickException.
+try:
+    from typer.exceptions import TyperException
+except ImportError:
+    from typer._click.exceptions import ClickException as TyperException
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-objective alignment along helpful / harmless / honest axes.")
