@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "axial.evaluate.cli",
     "axial.experts.cli",
     "axial.export",
+    "axial.hoe.cli",
     "axial.mocae.cli",
     "axial.mora.cli",
     "axial.mixture.cli",

@@ -12,7 +12,9 @@ optional top-k, importance γ). This module adds what TrinityX / AlignX stage 2 
   decoder block does not see, so the router reads the attention mask from a forward pre-hook on the model
   (`bind(model)`, called by the mixture when it starts routing with the router);
 - a calibrator (axial.mocae.calibration) applied to the logits, so the gate's softmax gives calibrated
-  probabilities: the router returns log p_calibrated (softmax(log p) = p, so the gate runs at T = 1).
+  probabilities: the router returns log p_calibrated (softmax(log p) = p, so the gate runs at T = 1);
+- optionally a fixed set of `allowed` experts (HoE's router experts, axial.hoe): the others' logits are pinned
+  at -1e4, so they get exactly zero weight after the softmax, whatever the heads learn.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ ARCHS = ("linear", "mlp")
 
 class MoCaERouter(Router):
     def __init__(self, hidden_size: int, expert_names: list[str], num_layers: int, *, scope: str = "per_layer",
-                 granularity: str = "sequence", arch: str = "linear", mlp_hidden: int = 64):
+                 granularity: str = "sequence", arch: str = "linear", mlp_hidden: int = 64,
+                 allowed: list[str] | None = None):
         super().__init__()
-        for name, value, allowed in (("scope", scope, SCOPES), ("granularity", granularity, GRANULARITIES),
+        for name, value, choices in (("scope", scope, SCOPES), ("granularity", granularity, GRANULARITIES),
                                      ("arch", arch, ARCHS)):
-            if value not in allowed:
-                raise AxialError(f"router {name} '{value}': expected one of {list(allowed)}")
+            if value not in choices:
+                raise AxialError(f"router {name} '{value}': expected one of {list(choices)}")
         self.expert_names = list(expert_names)
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.scope, self.granularity, self.arch, self.mlp_hidden = scope, granularity, arch, mlp_hidden
@@ -53,6 +56,15 @@ class MoCaERouter(Router):
         if arch == "mlp":
             self.w2 = nn.Parameter(torch.randn(n, mlp_hidden, k) / math.sqrt(mlp_hidden))
             self.b2 = nn.Parameter(torch.zeros(n, k))
+        self.allowed = None if allowed is None else list(allowed)
+        if self.allowed is not None:
+            bad = [a for a in self.allowed if a not in self.expert_names]
+            if bad or not self.allowed:
+                raise AxialError(f"router allowed experts {self.allowed}: must be a non-empty subset of "
+                                 f"{self.expert_names}")
+        # Not saved with the weights: rebuilt from `allowed` in the router's config.
+        self.register_buffer("_blocked", torch.tensor([self.allowed is not None and n not in self.allowed
+                                                       for n in self.expert_names]), persistent=False)
         self.calibrator: Calibrator = Identity()
         self._mask: torch.Tensor | None = None
         self._explicit_mask = False
@@ -69,9 +81,18 @@ class MoCaERouter(Router):
         return len(self.expert_names)
 
     def config(self) -> dict:
-        return {"hidden_size": self.hidden_size, "expert_names": self.expert_names, "num_layers": self.num_layers,
-                "scope": self.scope, "granularity": self.granularity, "arch": self.arch,
-                "mlp_hidden": self.mlp_hidden}
+        out = {"hidden_size": self.hidden_size, "expert_names": self.expert_names, "num_layers": self.num_layers,
+               "scope": self.scope, "granularity": self.granularity, "arch": self.arch, "mlp_hidden": self.mlp_hidden}
+        if self.allowed is not None:
+            out["allowed"] = self.allowed
+        return out
+
+    BLOCKED_LOGIT = -1e4
+
+    def _restrict(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.allowed is None:
+            return logits
+        return logits.masked_fill(self._blocked.to(logits.device), self.BLOCKED_LOGIT)
 
     # ---- heads ---------------------------------------------------------------------------------------
     @staticmethod
@@ -84,7 +105,7 @@ class MoCaERouter(Router):
         h = x @ self.w1[i] + self.b1[i]
         if self.arch == "mlp":
             h = F.gelu(h) @ self.w2[i] + self.b2[i]
-        return h
+        return self._restrict(h)
 
     def all_layer_logits(self, feats: torch.Tensor) -> torch.Tensor:
         """Raw logits [..., L, K] for features [..., L, H] holding one normalised vector per layer."""
@@ -93,7 +114,7 @@ class MoCaERouter(Router):
         h = torch.einsum("...lh,lhw->...lw", feats, self.w1) + self.b1
         if self.arch == "mlp":
             h = torch.einsum("...lm,lmk->...lk", F.gelu(h), self.w2) + self.b2
-        return h
+        return self._restrict(h)
 
     # ---- calibration ---------------------------------------------------------------------------------
     def calibrated(self, logits: torch.Tensor, layer_idx: int) -> torch.Tensor:
