@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from axial.errors import AxialError
-from axial.generate import encode_chat
 from axial.mixture import Mixture, Static
 from axial.mixture.testing import write_random_adapter
 from axial.mocae import load_router
