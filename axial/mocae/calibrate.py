@@ -1,6 +1,7 @@
 """`calibrate(CalibrateConfig)`: fit the router's calibration on held-out prompts and report it honestly.
 
-The router's held-out prompts (axial.mocae.data) are split in two halves: the calibrator is fitted on the
+The router's held-out prompts (axial.mocae.data; for a router trained with objective=preference, the prompts of
+its held-out preference pairs, labelled with the pair's axis, axial.mocae.pairs) are split in two halves: the calibrator is fitted on the
 `calibration` half and every reported number comes from the `report` half, so neither training nor fitting
 data is scored. Prompts whose key is among the router's training prompts (DIR/train_keys.json) are refused:
 that can only happen when different data sources are passed than at training, and the report counts them.
@@ -32,8 +33,9 @@ from axial.mocae.calibration import (
     reliability_diagram,
 )
 from axial.mocae.data import routing_examples
+from axial.mocae.pairs import pair_routing_examples
 from axial.mocae.store import CALIBRATION, TRAIN_KEYS, key_hash, load_router
-from axial.mocae.train import RouterConfig, decoder_layers, encode_prompts, load_base_and_mixture
+from axial.mocae.train import RouterConfig, encode_prompts, load_base_and_mixture
 
 
 @dataclass
@@ -66,7 +68,6 @@ def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, ba
     saved_calibrator = router.calibrator
     router.calibrator = make_calibrator("none")
     loaded.attach(mixture)
-    num_layers = len(decoder_layers(model))
     device = next(model.parameters()).device
     rows: dict[str, list] = {"logits": [], "labels": [], "groups": []}
     try:
@@ -77,7 +78,9 @@ def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, ba
                 with router.recording() as rec:
                     model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False,
                           logits_to_keep=1)
-                z = torch.stack([rec[i] for i in range(num_layers)], dim=2).float().cpu()  # [B, T, L, K]
+                # Only blocks with expert modules are routed (all of them for full-model adapters).
+                z = torch.stack([rec[i] for i in sorted(rec)], dim=2).float().cpu()  # [B, T, L, K]
+                num_layers = z.shape[2]
                 mask = enc["attention_mask"].bool().cpu()
                 for b, e in enumerate(batch):
                     per = z[b, -1:] if router.granularity == "sequence" else z[b][mask[b]]  # [T', L, K]
@@ -140,9 +143,12 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
     limit = cfg.per_axis_limit if cfg.per_axis_limit is not None else rcfg.per_axis_limit
     train_keys = _train_keys(folder)
     parts, refused = {}, {}
+    # A preference-trained router serves each axis' pairs: it is calibrated against the axis of the held-out pairs'
+    # prompts (the same sources and held-out split as its training pairs).
+    make_examples = pair_routing_examples if rcfg.objective == "preference" else routing_examples
     for part in ("calibration", "report"):
-        examples = routing_examples(sources, names, part, heldout_fraction=rcfg.heldout_fraction,
-                                    per_axis_limit=limit, seed=rcfg.seed)
+        examples = make_examples(sources, names, part, heldout_fraction=rcfg.heldout_fraction,
+                                 per_axis_limit=limit, seed=rcfg.seed)
         kept = [e for e in examples if key_hash(e.key) not in train_keys]
         refused[part] = len(examples) - len(kept)
         if not kept:

@@ -11,11 +11,13 @@ import random
 import pytest
 import torch
 
+from axial.data.splits import hash_split
 from axial.errors import AxialError
 from axial.mixture import Mixture, Static
 from axial.mixture.testing import write_random_adapter
 from axial.mocae import load_router
 from axial.mocae import objective as obj
+from axial.mocae.calibrate import CalibrateConfig, calibrate
 from axial.mocae.pairs import PreferencePair, pair_routing_examples, preference_pairs
 from axial.mocae.train import RouterConfig, train_router
 from axial.testing import tiny_llama
@@ -37,7 +39,7 @@ def _margins(model, tok, mixture, pairs, names):
 
 @pytest.fixture(scope="module")
 def axis_pairs(tmp_path_factory):
-    """Two experts and, per axis, 24 prompts whose pair its own expert prefers and the other expert does not.
+    """Two experts and, per axis, 60 prompts whose pair its own expert prefers and the other expert does not.
 
     The experts adapt the second block only, so there is one routing decision per prompt (with experts in both
     blocks the best mixture may take each block's update from a different random expert), made on hidden
@@ -50,11 +52,13 @@ def axis_pairs(tmp_path_factory):
     model, tok = tiny_llama()
     mixture = Mixture.attach(model, experts)
     rng = random.Random(0)
-    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(4)) for _ in range(1200)]
+    words = ["".join(rng.choice("abcdefghijklmnop") for _ in range(4)) for _ in range(5000)]
     files = []
     with torch.no_grad():
         for axis, other in (("helpful", "harmless"), ("harmless", "helpful")):
-            prompts = [f"{MARKERS[axis]} {MARKERS[axis]} question {i}" for i in range(0, 1200, 2)]
+            # only prompts of the dataset's train half: the test half is never read for router training
+            prompts = [q for q in (f"{MARKERS[axis]} {MARKERS[axis]} question {i}" for i in range(0, 5000, 2))
+                       if hash_split(q) == "train"]
             cands = [PreferencePair((("user", q),), words[2 * j], words[2 * j + 1], axis, q, "")
                      for j, q in enumerate(prompts)]
             m = _margins(model, tok, mixture, cands, AXES)
@@ -63,9 +67,9 @@ def axis_pairs(tmp_path_factory):
                 if mine * theirs < 0 and min(abs(mine), abs(theirs)) > 0.3:  # experts disagree: orient for this axis
                     chosen, rejected = (c.chosen, c.rejected) if mine > 0 else (c.rejected, c.chosen)
                     rows.append({"messages": c.message_list, "chosen": chosen, "rejected": rejected})
-            assert len(rows) >= 24, "not enough pairs the two random experts disagree on"
+            assert len(rows) >= 60, f"only {len(rows)} pairs the two random experts disagree on"
             path = root / f"{axis}.jsonl"
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows[:24]))
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows[:60]))
             files.append(f"{axis}={path}")
     mixture.detach()
     return experts, files
@@ -78,7 +82,7 @@ def routing_weight_on_own_expert(router_dir, files):
     loaded = load_router(router_dir, mixture)
     mixture.use(loaded.routed)
     out = {}
-    for axis, pairs in zip(AXES, (preference_pairs([f], [a], "train", heldout_fraction=0.2).pairs
+    for axis, pairs in zip(AXES, (preference_pairs([f], [a], "train", heldout_fraction=0.4).pairs
                                   for f, a in zip(files, AXES, strict=True)), strict=True):
         batch = obj.encode_pairs(tok, pairs, **ENC)
         with torch.no_grad(), loaded.router.pool_over(batch["prompt_mask"]):
@@ -94,14 +98,14 @@ def test_preference_loss_decreases_and_routes_each_axis_to_its_expert(tmp_path, 
     experts, files = axis_pairs
     cfg = RouterConfig(experts=experts, data=files, out=str(tmp_path / "r"), objective="preference",
                        granularity=granularity, steps=120, pair_batch_size=4, learning_rate=2e-2, beta=2.0,
-                       per_axis_limit=None, heldout_fraction=0.2, max_length=60, max_response_tokens=12,
+                       per_axis_limit=None, heldout_fraction=0.4, max_length=60, max_response_tokens=12,
                        checkpoint_every=20, validation_per_axis=4, expert_logps_per_axis=6, dtype="fp32")
     out = train_router(cfg, base=tiny_llama())
     m = json.loads((out / "train_metrics.json").read_text())
     # the loss on all training pairs: the trained router vs where it started (uniform weights)
     model, tok = tiny_llama()
     mixture = Mixture.attach(model, experts)
-    pairs = preference_pairs(files, AXES, "train", heldout_fraction=0.2, per_axis_limit=None).pairs
+    pairs = preference_pairs(files, AXES, "train", heldout_fraction=0.4, per_axis_limit=None).pairs
     ref = torch.stack([obj.response_logps(model, obj.encode_pairs(tok, pairs, **ENC)).detach()])[0]
     loaded = load_router(out, mixture)
     kw = {"beta": 2.0, "batch_size": 16, "max_prompt_tokens": 48, "max_response_tokens": 12}
@@ -119,6 +123,13 @@ def test_preference_loss_decreases_and_routes_each_axis_to_its_expert(tmp_path, 
     assert set(m["heldout"]["scores"]) == {"router", "uniform", "expert:helpful", "expert:harmless"}
     assert (out / "training.png").is_file() and not (out / "checkpoint.safetensors").exists()
     assert json.loads((out / "mocae.json").read_text())["objective"] == "preference"
+    if granularity == "sequence":
+        # calibration: against the axis of held-out pairs' prompts, never on training prompts
+        report = calibrate(CalibrateConfig(router=str(out), resamples=50, per_axis_limit=None), base=tiny_llama())
+        assert set(report["examples"]["report"]) == set(AXES)
+        assert sum(report["examples"]["report"].values()) > 0
+        assert report["refused_training_prompts"] == {"calibration": 0, "report": 0}
+        assert (out / "calibration" / "reliability.png").is_file()
 
 
 def test_dpo_terms_and_per_axis_means():
@@ -177,7 +188,6 @@ def test_pairs_split_limit_and_exclusions(tmp_path):
     held = preference_pairs(src, ["harmless"], "heldout", **kw)
     assert {p.key for p in train.pairs}.isdisjoint({p.key for p in held.pairs})
     # only the dataset's train half is ever read
-    from axial.data.splits import hash_split
     assert all(hash_split(p.key) == "train" for p in train.pairs + held.pairs)
     small = preference_pairs(src, ["harmless"], "train", heldout_fraction=0.3, per_axis_limit=5)
     assert len(small.pairs) == 5 and {p.id for p in small.pairs} <= {p.id for p in train.pairs}
