@@ -48,3 +48,9 @@ def load_hoe(folder: str | Path) -> HoESet:
     if not anchors.is_file():
         raise AxialError(f"HoE set '{folder}': {anchors.name} is missing")
     return out
+
+
+def shipped_hoe_dir() -> Path | None:
+    """The HoE router-expert set shipped for the shipped embedded experts (axial/experts_embedded/hoe), if any."""
+    path = Path(__file__).resolve().parent.parent / "experts_embedded" / "hoe"
+    return path if (path / HOE_META).is_file() else None

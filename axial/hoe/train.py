@@ -242,6 +242,7 @@ def train_hoe(cfg: HoEConfig, *, base=None) -> Path:
     anchors_file = write_anchors(out, names, axes, positions, [(m["anchor"], f"routers/{m['name']}")
                                                                for m in experts_done])
     meta = {"axes": axes, "experts": names, "expert_dirs": [str(Path(d).resolve()) for d in cfg.experts],
+            "experts_sha256": settings["experts"],
             "positions": {n: p.as_dict() for n, p in positions.items()}, "anchors_file": anchors_file.name,
             "ideal": ideal, "ideal_expert": ideal_by,
             "expert_dpo_loss_on_train_pairs": {"pairs": {a: sum(p.axis == a for p in probe) for a in axes},
