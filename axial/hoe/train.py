@@ -42,6 +42,7 @@ import torch
 from axial.config import Config
 from axial.errors import AxialError
 from axial.hoe.store import HOE_META
+from axial.io import atomic_write_json
 
 ANCHORS = "anchors.json"
 
@@ -229,11 +230,12 @@ def train_hoe(cfg: HoEConfig, *, base=None) -> Path:
                                       "scores": summary,
                                       "tchebycheff": {label: _tchebycheff_value(summary[label], anchor, ideal)
                                                       for label in summary}}
+            atomic_write_json(folder / "train_metrics.json", metrics)
+            obj.plot_history(history, axes, folder / "training.png", title=f"router expert {name} (Tchebycheff)")
+            # mocae.json last: it marks a finished router expert (a rerun skips it).
             save_router(router, folder, expert_dirs=cfg.experts, base_model=cfg.model, top_k=0, importance=None,
                         extra={"hoe": {"anchor": anchor.as_dict(), "allowed": allowed, "ideal": ideal,
                                        "fingerprint": fingerprint}})
-            (folder / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-            obj.plot_history(history, axes, folder / "training.png", title=f"router expert {name} (Tchebycheff)")
             checkpoint.unlink(missing_ok=True)
             experts_done.append(metrics)
     finally:
@@ -254,7 +256,7 @@ def train_hoe(cfg: HoEConfig, *, base=None) -> Path:
             "total_seconds": round(time.time() - t0, 1),
             "surrogate": "router experts trained offline on preference pairs (Tchebycheff over per-axis DPO-style "
                          "losses), not with PPO as in the HoE paper"}
-    (out / HOE_META).write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(out / HOE_META, meta)  # last: marks a finished set
     return out
 
 
@@ -277,7 +279,7 @@ def write_anchors(out: Path, names: list[str], axes: list[str], positions: dict,
     for pref, rel in routers:
         items.append({"name": Path(rel).name, "preference": pref, "router": rel})
     path = out / ANCHORS
-    path.write_text(json.dumps({"anchors": items}, indent=2) + "\n")
+    atomic_write_json(path, {"anchors": items})
     return path
 
 

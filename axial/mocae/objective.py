@@ -16,8 +16,7 @@ load balance; axial.mocae.train.routing_losses) can be added; the source-label c
 auxiliary term, off by default.
 
 Training (`fit_preference`) is batched, shows progress, and checkpoints the router and optimizer state to one
-safetensors file every few steps (written to a temporary file and renamed, so a kill never leaves half a
-checkpoint). Batches are a pure function of (seed, step), so a run killed with SIGKILL and restarted from its
+safetensors file every few steps (through axial.io: a kill never leaves half a checkpoint). Batches are a pure function of (seed, step), so a run killed with SIGKILL and restarted from its
 last checkpoint ends with the same router as an uninterrupted run (tests/mocae/test_preference_resume.py).
 `PreferenceObjective.__call__(batch) -> losses` is the whole step's forward: a data-parallel wrapper can drive
 it and average the router's gradients.
@@ -26,7 +25,6 @@ it and average the router's gradients.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from axial.errors import AxialError
+from axial.io import atomic_output
 from axial.mixture.resolved import Routed, Static
 from axial.mocae.pairs import PreferencePair
 
@@ -171,11 +170,10 @@ class ReferenceCache:
 
         keys = sorted(self.values)
         table = torch.tensor([self.values[k] for k in keys], dtype=torch.float64).reshape(len(keys), 2)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        save_file({"logps": table}, str(tmp), metadata={"fingerprint": self.fingerprint, "keys": json.dumps(keys),
-                                                         "settings": json.dumps(self.settings, default=str)})
-        os.replace(tmp, self.path)
+        with atomic_output(self.path) as tmp:
+            save_file({"logps": table}, str(tmp), metadata={
+                "fingerprint": self.fingerprint, "keys": json.dumps(keys),
+                "settings": json.dumps(self.settings, default=str)})
 
     def missing(self, pairs: Sequence[PreferencePair], columns: Sequence[str]) -> list[tuple[int, str]]:
         return [(i, c) for c in columns for i, p in enumerate(pairs) if (p.id, c) not in self.values]
@@ -370,9 +368,8 @@ def _save_checkpoint(path: Path, router, opt, step: int, history: list[dict], fi
             tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().clone().contiguous()
     meta = {"step": str(step), "fingerprint": fingerprint, "history": json.dumps(history),
             "param_groups": json.dumps(state["param_groups"])}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def checkpoint_matches(path: str | Path, fingerprint: str) -> bool:
@@ -543,8 +540,7 @@ def plot_history(history: list[dict], axes: Sequence[str], path: str | Path, *, 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

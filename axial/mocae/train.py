@@ -572,10 +572,11 @@ def _train_preference(cfg: RouterConfig, model, tok, mixture, out: Path, t0: flo
     metrics["total_seconds"] = round(time.time() - t0, 1)
     metrics["final"] = history[-1] if history else None
     metrics["history"] = history
+    atomic_write_json(out / TRAIN_KEYS, sorted({key_hash(p.key) for p in pairs}), indent=None)
+    atomic_write_json(out / "train_metrics.json", metrics)
+    obj.plot_history(history, axes, out / "training.png", title=f"router {out.name}: preference objective")
+    # mocae.json (written by save_router) last: a folder with it is a complete router.
     save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
                 extra={"objective": "preference", "train_pairs": pair_set.counts()})
-    (out / TRAIN_KEYS).write_text(json.dumps(sorted({key_hash(p.key) for p in pairs})) + "\n")
-    (out / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    obj.plot_history(history, axes, out / "training.png", title=f"router {out.name}: preference objective")
     checkpoint.unlink(missing_ok=True)
     return out
