@@ -152,6 +152,8 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
     elif options.get("importance", "saved") != "saved":
         raise AxialError(f"router option importance='{options['importance']}': expected none or saved")
     gate = GateConfig(temperature=1.0, top_k=top_k, importance=importance)
+    if router.base_option:
+        router.gate = gate  # a base-option router gates itself (see axial.mocae.router)
     loaded = LoadedRouter(router, gate, expert_dirs, meta.get("base_model", "embedded"), folder, calibration,
                           options)
     return loaded.bind(mixture) if mixture is not None else loaded

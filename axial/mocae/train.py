@@ -68,6 +68,8 @@ class RouterConfig(Config):
     granularity: str = "sequence"
     arch: str = "linear"
     mlp_hidden: int = 64
+    # One more routing option, "no expert" (axial.mocae.router): the weights may sum to less than 1.
+    base_option: bool = False
     top_k: int = 0
     importance: str = "none"
     per_axis_limit: int | None = 200
@@ -468,9 +470,12 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
                 save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata={"fingerprint": fingerprint})
         t_features = time.time() - t0
         router = MoCaERouter(model.config.hidden_size, names, len(decoder_layers(model)), scope=cfg.scope,
-                             granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden)
+                             granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden,
+                             base_option=cfg.base_option)
         history = fit_on_features(router, data, cfg)
         importance = task_vector_importance(mixture.experts) if cfg.importance == "task_vector" else None
+        if cfg.base_option:
+            router.gate = GateConfig(top_k=cfg.top_k, importance=importance)
         lm_history = []
         if cfg.lm_steps:
             lm_history = lm_phase(model, tok, mixture, router, GateConfig(top_k=cfg.top_k, importance=importance),
@@ -525,10 +530,13 @@ def _train_preference(cfg: RouterConfig, model, tok, mixture, out: Path, t0: flo
     t_reference = time.time() - t0
 
     router = MoCaERouter(model.config.hidden_size, names, len(decoder_layers(model)), scope=cfg.scope,
-                         granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden)
+                         granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden,
+                         base_option=cfg.base_option)
     obj.uniform_start(router)
     importance = task_vector_importance(mixture.experts) if cfg.importance == "task_vector" else None
     gate = GateConfig(top_k=cfg.top_k, importance=importance)
+    if cfg.base_option:
+        router.gate = gate
     axis_ids = [axes.index(p.axis) for p in pairs]
     labels = [names.index(p.axis) for p in pairs]
     objective = obj.PreferenceObjective(model, mixture, router, gate, beta=cfg.beta, num_axes=len(axes),
