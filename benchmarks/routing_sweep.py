@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--points-per-edge", type=int, default=6)
     ap.add_argument("--data-root", default=str(DATA))
+    ap.add_argument("--generate-only", action="store_true", help="generate every point's answers and stop (judge "
+                                                                  "later with the same command without it)")
     args = ap.parse_args()
 
     names = axis_names(default_axes())
@@ -62,6 +64,18 @@ def main() -> None:
                      validate_judges=False)
     variant = load_variant(VariantSpec(model="embedded", experts=cliopts.experts_list([args.experts]),
                                        dtype="bf16", device="cpu"))
+    if args.generate_only:
+        from axial.evaluate.pareto import generate_for_sources, sweep
+        from axial.generate import GenerationConfig
+
+        sources = [src for _, src in sweep(variant.mixture.expert_names, names,
+                                           ParetoConfig(points_per_edge=args.points_per_edge), hoe_set=args.hoe_set)]
+        for axis, ab in axes.items():
+            gen = GenerationConfig(max_new_tokens=ab.max_new_tokens, batch_size=args.batch_size, seed=cfg.seed)
+            generate_for_sources(variant, [it["messages"] for it in ab.items], sources, gen,
+                                 cache=Path(args.out) / f"generations_{axis}.jsonl", desc=f"{axis}: generate")
+        print(f"generated {len(set(s.spec() for s in sources))} sources x {args.n} items per axis -> {args.out}")
+        return
     score = bench_scorer(variant, axes, cfg, args.out, batch_size=args.batch_size)
     report = pareto(variant.mixture, names, score, ParetoConfig(points_per_edge=args.points_per_edge),
                     hoe_set=args.hoe_set, out=args.out,
