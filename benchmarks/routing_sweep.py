@@ -65,11 +65,17 @@ def main() -> None:
     variant = load_variant(VariantSpec(model="embedded", experts=cliopts.experts_list([args.experts]),
                                        dtype="bf16", device="cpu"))
     if args.generate_only:
-        from axial.evaluate.pareto import generate_for_sources, sweep
+        from axial.evaluate.pareto import _output_key, generate_for_sources, sweep
         from axial.generate import GenerationConfig
 
-        sources = [src for _, src in sweep(variant.mixture.expert_names, names,
-                                           ParetoConfig(points_per_edge=args.points_per_edge), hoe_set=args.hoe_set)]
+        # The same representative source per distinct output as pareto() will ask the scorer for (first in
+        # sweep order), so the later judged run finds every answer in the cache.
+        plan = sweep(variant.mixture.expert_names, names, ParetoConfig(points_per_edge=args.points_per_edge),
+                     hoe_set=args.hoe_set)
+        first: dict = {}
+        for _, src in plan:
+            first.setdefault(_output_key(variant.mixture, src), src)
+        sources = list(first.values())
         for axis, ab in axes.items():
             gen = GenerationConfig(max_new_tokens=ab.max_new_tokens, batch_size=args.batch_size, seed=cfg.seed)
             generate_for_sources(variant, [it["messages"] for it in ab.items], sources, gen,
