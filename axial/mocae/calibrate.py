@@ -49,6 +49,12 @@ class CalibrateConfig(Config):
     forward_batch_size: int = 8
     resamples: int = 1000
     seed: int = 0
+    # Whether the router routes with the fitted calibrator from now on (DIR/calibration.json "apply"). None:
+    # yes for a source-label router (its softmax predicts the axis, which calibration sharpens or softens),
+    # no for a preference-trained one: its routing is what lowered the preference loss, not an axis prediction,
+    # and a temperature fitted to axis labels can flatten it into the uniform merge. The report is written
+    # either way; `mocae:DIR?calibration=fitted|none` overrides at load time.
+    apply: bool | None = None
 
     def validate(self) -> None:
         if not self.router:
@@ -194,7 +200,9 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
     atomic_write_text(out / "calibration_report.md", _markdown(report))
     atomic_write_json(out / "calibration_report.json", report)
     # Last: calibration.json changes how the router routes, so it appears only with its report beside it.
-    atomic_write_json(folder / CALIBRATION, {"calibrator": calibrator.to_dict(), "report": str(out)})
+    apply = cfg.apply if cfg.apply is not None else rcfg.objective != "preference"
+    report["applied_by_default"] = apply
+    atomic_write_json(folder / CALIBRATION, {"calibrator": calibrator.to_dict(), "report": str(out), "apply": apply})
     return report
 
 
@@ -202,7 +210,10 @@ def _markdown(r: dict) -> str:
     m = r["decision_metrics"]
     n_rep = sum(r["examples"]["report"].values())
     lines = [f"# Router calibration: {r['router']}", "",
-             f"Method saved: **{r['method']}** ({json.dumps(r['calibrator'])}).",
+             f"Method saved: **{r['method']}** ({json.dumps(r['calibrator'])}); "
+             + ("the router routes with it by default." if r.get("applied_by_default", True) else
+                "NOT applied by default (a preference-trained router: its routing is not an axis prediction; "
+                "load with `?calibration=fitted` to route with it)."),
              f"Routing: {r['granularity']}, {r['scope']}. Experts: {', '.join(r['experts'])}.",
              f"Calibration fitted on {sum(r['examples']['calibration'].values())} held-out prompts "
              f"({r['examples']['calibration']}); everything below is on the other {n_rep} held-out prompts "

@@ -130,6 +130,9 @@ def test_preference_loss_decreases_and_routes_each_axis_to_its_expert(tmp_path, 
         assert sum(report["examples"]["report"].values()) > 0
         assert report["refused_training_prompts"] == {"calibration": 0, "report": 0}
         assert (out / "calibration" / "reliability.png").is_file()
+        # reported, but a preference router does not route with an axis-label temperature unless asked
+        assert load_router(out).router.calibrator.method == "none"
+        assert load_router(f"{out}?calibration=fitted").router.calibrator.method == "temperature"
 
 
 def test_dpo_terms_and_per_axis_means():
