@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "axial.evaluate.cli",
     "axial.experts.cli",
     "axial.export",
+    "axial.hoe.cli",
     "axial.lmeval.cli",
     "axial.mocae.cli",
     "axial.mora.cli",

@@ -1,9 +1,10 @@
 """`axial demo`: the main job on the embedded default model, offline, on axial's own small axis sets.
 
 Each step calls the public API the way a user would, and writes what it shows to `out` (JSON beside the
-config). Steps: base answers -> axis experts (shipped, or retrained) -> expert answers -> preferences (linear
-interpolation of the axis experts) -> a MoCaE router trained on the built-in axis sets -> a small MORA
-sample/isolate round.
+config). Steps: base answers -> axis experts (shipped, or retrained) -> expert answers -> preferences: plain linear
+weight mixing of the axis experts (`pref:λ`, w = λ) beside HoE preference routing over router experts (`hoe:λ`,
+the router-expert set shipped for the shipped experts, or a few-step set trained on the built-in pairs when the
+experts were retrained) -> a MoCaE router trained on the built-in axis sets -> a small MORA sample/isolate round.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class DemoConfig(Config):
     retrain: bool = False
     data_root: str | None = None
     steps: list[str] = field(default_factory=lambda: list(STEPS))
+    # Router-expert training steps when no shipped HoE set matches the experts (retrained experts): a
+    # demonstration of `axial train-hoe` on the built-in pairs, not a trained set.
+    hoe_steps: int = 3
 
     def validate(self) -> None:
         bad = [s for s in self.steps if s not in STEPS]
@@ -58,6 +62,8 @@ class DemoConfig(Config):
             raise AxialError(f"DemoConfig.steps: unknown step(s) {bad}; steps: {list(STEPS)}")
         if self.max_new_tokens < 1:
             raise AxialError("DemoConfig.max_new_tokens: must be >= 1")
+        if self.hoe_steps < 1:
+            raise AxialError("DemoConfig.hoe_steps: must be >= 1")
 
     @property
     def folder(self) -> Path:
@@ -109,11 +115,18 @@ def demo(config: DemoConfig | None = None) -> dict:
 
     if "preference" in cfg.steps:
         harmful = DEMO_PROMPTS["harmless"]
-        console.print(f"[bold]4. preferences[/] (source pref:λ; over the axis experts alone this is linear "
-                      f"interpolation of their task vectors): the same request under {PREFERENCES}, no retraining:")
+        console.print(f"[bold]4. preferences[/], the same request under {PREFERENCES}, no retraining. Plain linear "
+                      "weight mixing of the axis experts (source pref:λ, w = λ):")
         pref_answers = [answers(f"pref:{p}", experts, [harmful])[0] for p in PREFERENCES]
-        _panels([f"{harmful}  [pref {p}]" for p in PREFERENCES], pref_answers, "preference")
+        _panels([f"{harmful}  [linear mix {p}]" for p in PREFERENCES], pref_answers, "linear mixing")
         results["steps"]["preference"] = dict(zip(PREFERENCES, pref_answers, strict=True))
+        hoe_set, how = _hoe_set(cfg, out, base, experts)
+        console.print(f"   HoE preference routing (source hoe:λ): router experts at the anchors ({how}) mixed "
+                      "with the axis experts as w2 = Σ w1_i η_i(x):")
+        hoe_answers = [answers(f"hoe:{p}?set={hoe_set}", experts, [harmful])[0] for p in PREFERENCES]
+        _panels([f"{harmful}  [HoE {p}]" for p in PREFERENCES], hoe_answers, "HoE")
+        results["steps"]["hoe"] = {"set": str(hoe_set), "how": how,
+                                   "answers": dict(zip(PREFERENCES, hoe_answers, strict=True))}
 
     if "mocae" in cfg.steps:
         results["steps"]["mocae"] = _mocae(cfg, out, base, experts, prompts, answers)
@@ -161,6 +174,31 @@ def _experts(cfg: DemoConfig, out: Path) -> list[str]:
     return [str(trained[a]) for a in axis_names() if a in trained]
 
 
+def _hoe_set(cfg: DemoConfig, out: Path, base, experts: list[str]) -> tuple[Path, str]:
+    """The HoE router-expert set shipped for these experts, else a few-step one trained on the built-in pairs."""
+    from axial.hoe import HoEConfig, load_hoe, train_hoe
+    from axial.hoe.store import shipped_hoe_dir
+    from axial.mocae.train import experts_digest
+
+    digest = experts_digest(experts)
+    shipped = shipped_hoe_dir()
+    if shipped is not None and load_hoe(shipped).meta.get("experts_sha256") == digest:
+        return shipped, f"shipped, trained on the public preference pairs: {shipped}"
+    folder = out / "hoe"
+    done = (folder / "hoe.json").exists() and load_hoe(folder).meta.get("experts_sha256") == digest
+    if folder.exists() and not done:
+        shutil.rmtree(folder)  # made over other experts, or unfinished, by an earlier demo run
+    if not done:
+        attached = getattr(base[0], "axial_mixture", None)
+        if attached is not None:
+            attached.detach()
+        train_hoe(HoEConfig(experts=experts, data=[f"builtin:{a}" for a in axis_names()], out=str(folder),
+                            model=cfg.model, dtype=cfg.dtype,
+                            steps=cfg.hoe_steps, pair_batch_size=3, per_axis_limit=None, validation_per_axis=0,
+                            ideal_per_axis=4, max_length=160, max_response_tokens=48), base=base)
+    return folder, f"{cfg.hoe_steps} training steps on the built-in pairs, a demonstration only"
+
+
 def _mocae(cfg, out, base, experts, prompts, answers) -> dict:
     from axial.mocae.train import RouterConfig, experts_digest, train_router
 
@@ -206,5 +244,5 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_cmd(overrides: list[str] = typer.Argument(None, help="key=value overrides of DemoConfig, e.g. "
                                                                      "retrain=true steps=base,experts")):
-        """The main job on the embedded model: base vs experts, preference routing, MoCaE, a MORA round."""
+        """The main job on the embedded model: base vs experts, linear mixing vs HoE routing, MoCaE, a MORA round."""
         demo(DemoConfig().with_overrides(overrides))

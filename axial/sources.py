@@ -18,7 +18,12 @@ Grammar:  KIND[:ARGUMENT][?OPTION=VALUE&OPTION=VALUE...]
                                      default anchors = the axis experts at their axis and merged experts at
                                      their stored preference; `anchors=FILE` reads anchors (weights or routers)
                                      from JSON; `n` = how many nearest anchors to start from. With only axis
-                                     experts as anchors this is linear interpolation of the experts (w = λ).
+                                     experts as anchors this is plain linear weight mixing of the experts
+                                     (w = λ), not HoE (that is `hoe:`).
+  hoe:AXIS=W,...?set=DIR[&n=N]      HoE preference routing (axial.hoe) over a set made by `axial train-hoe`:
+                                     the router experts and fixed-weight experts of DIR/anchors.json mixed as
+                                     w2 = Σ w1_i η_i(x) for the preference; the mixture must hold the set's
+                                     experts in its order (DIR/hoe.json)
   mocae:DIR[?top_k=K&calibration=none|fitted&importance=none|saved]
                                      a trained MoCaE router (axial.mocae): per-sequence or per-token routing
 
@@ -270,6 +275,73 @@ class Pref(Source):
 
         anchors = load_anchors(self.anchors, mixture, self.preference.axes) if self.anchors else None
         try:
+            return anchor_mixture(mixture, self.preference, anchors, self.n_nearest)
+        except AxialError as e:
+            raise AxialError(f"source '{self}': {e}") from None
+
+
+def _nearest_option(options: dict[str, str], text: str) -> int | None:
+    n = options.get("n")
+    if n is None:
+        return None
+    try:
+        value = int(n)
+    except ValueError:
+        raise AxialError(f"source '{text}': option 'n': expected a whole number, got {n!r}") from None
+    if value < 1:
+        raise AxialError(f"source '{text}': option 'n': must be >= 1, got {value}")
+    return value
+
+
+@register_source_kind
+@dataclass(frozen=True)
+class HoE(Source):
+    preference: object  # axial.preference.Preference
+    set: str
+    n_nearest: int | None = None
+    kind: ClassVar[str] = "hoe"
+    argument: ClassVar[str | None] = "AXIS=WEIGHT,... over the axes"
+    options: ClassVar[dict[str, str]] = {"set": "a HoE folder made by `axial train-hoe` (required)",
+                                         "n": "nearest anchors to start from"}
+    example: ClassVar[str] = "hoe:AXIS=W,...?set=DIR[&n=N]"
+    reads_files: ClassVar[bool] = True
+
+    @classmethod
+    def parse(cls, arg, options, text, axes):
+        from axial.preference.preference import parse_preference
+
+        if not options.get("set"):
+            raise AxialError(f"source '{text}': option 'set' is required: the HoE folder made by `axial train-hoe`, "
+                             "e.g. hoe:helpful=0.7,harmless=0.3?set=DIR")
+        try:
+            pref = parse_preference(arg, axes)
+        except AxialError as e:
+            raise AxialError(f"source '{text}': {e}") from None
+        return cls(pref, options["set"], _nearest_option(options, text))
+
+    @classmethod
+    def of(cls, preference, set: str, *, axes: Sequence[str] | None = None, n_nearest: int | None = None) -> HoE:
+        from axial.preference.preference import parse_preference
+
+        return cls(parse_preference(preference, axes), str(set), n_nearest)
+
+    def spec(self) -> str:
+        text = "hoe:" + ",".join(f"{a}={_fmt(v)}" for a, v in zip(self.preference.axes, self.preference.values,
+                                                                    strict=True) if v)
+        opts = {k: v for k, v in (("set", self.set), ("n", self.n_nearest)) if v is not None}
+        return text + "?" + urlencode(opts, safe="/:,.~")
+
+    def resolve(self, mixture) -> Static | Routed:
+        from axial.hoe.store import load_hoe
+        from axial.preference.routing import anchor_mixture, load_anchors
+
+        try:
+            hoe = load_hoe(self.set)
+            hoe.check_experts(mixture.expert_names)
+            missing = [a for a in hoe.axes if a not in self.preference.axes]
+            if missing:
+                raise AxialError(f"the set's axes {hoe.axes} are not all configured axes {list(self.preference.axes)}")
+            anchors = load_anchors(hoe.anchors_file, mixture, self.preference.axes)
             return anchor_mixture(mixture, self.preference, anchors, self.n_nearest)
         except AxialError as e:
             raise AxialError(f"source '{self}': {e}") from None

@@ -12,6 +12,9 @@ PEFT itself, unless --experts is given):
   mocae             the mixture layer with 3 experts and a per-layer, per-sequence MoCaE router (random heads,
                     temperature calibrator): routing decided once at prefill, reused while decoding
   mocae_token       the same with per-token routing (a router call per layer per token)
+  hoe               HoE preference routing at λ = (0.4, 0.4, 0.2): w2 = 0.4 η_mid + 0.6 η_centre, two router
+                    experts (per-layer, per-sequence, random heads; the edge-midpoint one restricted to its two
+                    nearest experts) mixed in one pass (axial.preference.PreferenceRouter)
   peft_single       PEFT, one LoRA adapter, unmerged
   peft_cat          PEFT add_weighted_adapter(combination_type="cat") of the 3 adapters, unmerged
   ensemble_3pass    3 PEFT adapters run as 3 separate passes (3 KV caches), logits averaged per step
@@ -42,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VARIANTS = ["base", "mocae", "mocae_token", "peft_single", "peft_cat", "ensemble_3pass"]
+VARIANTS = ["base", "mocae", "mocae_token", "hoe", "peft_single", "peft_cat", "ensemble_3pass"]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 K = 3
 
@@ -88,6 +91,28 @@ def build(variant: str, args, experts: list[str]):
                              granularity="sequence" if variant == "mocae" else "token").to(args.device)
         router.calibrator = TemperatureScaling(1.5)
         mixture.use(Routed(router, GateConfig(top_k=args.top_k)))
+    elif variant == "hoe":
+        from axial.mixture import GateConfig, Mixture
+        from axial.mocae import MoCaERouter
+        from axial.preference import Anchor, anchor_mixture, parse_preference
+
+        mixture = Mixture.attach(model, experts)
+        names = mixture.expert_names
+        axes = ["helpful", "harmless", "honest"]
+
+        def router_expert(allowed):
+            return MoCaERouter(model.config.hidden_size, names, model.config.num_hidden_layers,
+                               allowed=allowed).to(args.device)
+
+        anchors = [Anchor(parse_preference(f"{a}=1", axes), weights=[float(j == i) for j in range(K)])
+                   for i, a in enumerate(axes)]
+        anchors += [Anchor(parse_preference("helpful=0.5,harmless=0.5", axes), router=router_expert(names[:2]),
+                           gate=GateConfig()),
+                    Anchor(parse_preference("helpful=1,harmless=1,honest=1", axes), router=router_expert(None),
+                           gate=GateConfig())]
+        mixture.use(anchor_mixture(mixture, parse_preference("helpful=0.4,harmless=0.4,honest=0.2", axes),
+                                   anchors))
+        assert mixture.router is not None, "the HoE variant must route through its router experts"
     elif variant.startswith("peft") or variant == "ensemble_3pass":
         from peft import PeftModel
 

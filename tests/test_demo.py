@@ -17,7 +17,9 @@ def test_demo_runs_every_step_on_a_tiny_model(tiny_model_dir, tmp_path):
     # the embedded model, hence integration).
     results = demo(DemoConfig(model=str(tiny_model_dir), retrain=True, out=str(tmp_path), max_new_tokens=4,
                               dtype="fp32"))
-    assert set(results["steps"]) == {"base", "experts", "preference", "mocae", "mora"}
+    assert set(results["steps"]) == {"base", "experts", "preference", "hoe", "mocae", "mora"}
+    assert "demonstration only" in results["steps"]["hoe"]["how"]  # no shipped set matches retrained experts
+    assert (tmp_path / "hoe" / "anchors.json").exists()
     saved = json.loads((tmp_path / "demo_results.json").read_text())
     assert saved["steps"]["mora"]["counts"] and sum(saved["steps"]["mora"]["counts"].values()) == 6
     assert (tmp_path / "router" / "mocae.json").exists()

@@ -29,7 +29,7 @@ from axial.config import Config
 from axial.errors import AxialError
 from axial.io import append_jsonl, atomic_output, atomic_write_json, atomic_write_text, read_jsonl_resumable
 from axial.preference.preference import parse_preference, simplex_grid
-from axial.sources import Base, Expert, Pref, Source, Uniform, Weights
+from axial.sources import Base, Expert, HoE, Pref, Source, Uniform, Weights
 
 BASELINES = ("linear", "uniform", "experts", "base")
 
@@ -101,18 +101,23 @@ def front_mask(points: np.ndarray) -> np.ndarray:
 
 # ---- sweep ----------------------------------------------------------------------------------------------
 def sweep(expert_names: Sequence[str], axes: Sequence[str], config: ParetoConfig,
-          anchors: str | None = None) -> list[tuple[Point, Source]]:
+          anchors: str | None = None, hoe_set: str | None = None) -> list[tuple[Point, Source]]:
     """The sweep's points, each with the source that produces it, in sweep order.
 
-    `anchors` is an anchors JSON file for the preference points (default: the experts' own anchors).
+    The preference points ("hoe") are `hoe:λ?set=DIR` when a HoE router-expert set is given (axial.hoe), else
+    `pref:λ` through `anchors` (an anchors JSON file; default: the experts' own anchors, which over axis experts
+    alone is linear interpolation again).
     """
     if config.preferences:
         prefs = [parse_preference(p, axes) for p in config.preferences]
     else:
         prefs = simplex_grid(list(axes), config.points_per_edge)
     axis_experts = [n for n in expert_names if n in axes]
-    out: list[tuple[Point, Source]] = [(Point(f"hoe {p}", "hoe", p.as_dict(), {}), Pref(p, anchors))
-                                       for p in prefs]
+    if hoe_set is not None and anchors is not None:
+        raise AxialError("pareto: give a HoE set or an anchors file for the preference points, not both")
+    out: list[tuple[Point, Source]] = [
+        (Point(f"hoe {p}", "hoe", p.as_dict(), {}), HoE(p, str(hoe_set)) if hoe_set else Pref(p, anchors))
+        for p in prefs]
     if "linear" in config.baselines:
         # Rewarded-Soups-style interpolation of the axis experts' task vectors: w = λ on axis experts only.
         out += [(Point(f"linear {p}", "linear", p.as_dict(), {}),
@@ -142,7 +147,8 @@ def _output_key(mixture, source: Source) -> tuple:
 
 
 def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | None = None, *,
-           anchors: str | None = None, out: str | Path | None = None, judges: dict | None = None) -> dict:
+           anchors: str | None = None, hoe_set: str | None = None, out: str | Path | None = None,
+           judges: dict | None = None) -> dict:
     """Run the sweep: `score(sources)` -> one {axis: per-item scores} per source, for the points not yet scored.
 
     Every point must score the same items in the same order (the paired statistics rely on it). Writes
@@ -160,7 +166,7 @@ def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | N
         cache = out / "points.jsonl"
         if cache.exists():
             done = {d["label"]: d["scores"] for d in read_jsonl_resumable(cache) if d}
-    plan = sweep(mixture.expert_names, axes, cfg, anchors)
+    plan = sweep(mixture.expert_names, axes, cfg, anchors, hoe_set)
     keys = {point.label: _output_key(mixture, source) for point, source in plan}
     by_key: dict[tuple, dict] = {keys[p.label]: done[p.label] for p, _ in plan if p.label in done}
     todo: dict[tuple, Source] = {}
@@ -192,6 +198,37 @@ def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | N
     return report
 
 
+def generate_for_sources(variant, prompts: Sequence, sources: Sequence[Source], gen, *,
+                         cache: str | Path | None = None, progress: bool = True,
+                         desc: str = "sources") -> dict[str, list[str]]:
+    """{source spec: one greedy response per prompt} for every source. Rows of several sources share a batch
+    (one source per row), and each finished source is appended to `cache` (JSONL), so a killed run resumes."""
+    from axial.generate import generate_responses
+
+    prompts = list(prompts)
+    done: dict[str, list[str]] = {}
+    path = Path(cache) if cache is not None else None
+    if path is not None:
+        for row in read_jsonl_resumable(path):  # a line cut off by a kill is dropped and regenerated
+            if len(row["responses"]) == len(prompts):
+                done[row["source"]] = row["responses"]
+    todo = list({s.spec(): s for s in sources if s.spec() not in done}.values())
+    # Enough sources per chunk for a few full batches, so a checkpoint comes every few batches.
+    per_chunk = max(1, gen.batch_size * 4 // max(1, len(prompts)))
+    for i in tqdm(range(0, len(todo), per_chunk), desc=desc, unit="chunk", disable=not progress):
+        chunk = todo[i:i + per_chunk]
+        rows = [m for _ in chunk for m in prompts]
+        row_sources = [s for s in chunk for _ in prompts]
+        responses = generate_responses(variant.model, variant.tokenizer, rows, gen, progress=False,
+                                       row_kwargs=variant.mixture.row_sources(row_sources))
+        for j, s in enumerate(chunk):
+            done[s.spec()] = responses[j * len(prompts):(j + 1) * len(prompts)]
+            if path is not None:
+                append_jsonl(path, [{"source": s.spec(), "responses": done[s.spec()]}])
+    variant.activate()
+    return {s.spec(): done[s.spec()] for s in sources}
+
+
 def generation_scorer(variant, prompts: Sequence, judges: dict, gen=None, *, cache: str | Path | None = None,
                       progress: bool = True) -> Scorer:
     """The Pareto scorer: each source answers every prompt (greedy; rows of several sources share a batch,
@@ -199,39 +236,77 @@ def generation_scorer(variant, prompts: Sequence, judges: dict, gen=None, *, cac
 
     Generations are checkpointed to `cache` (JSONL, one line per source) so a killed sweep resumes.
     """
-    from axial.generate import GenerationConfig, generate_responses
+    from axial.generate import GenerationConfig
 
     gen = gen or GenerationConfig()
     prompts = list(prompts)
 
     def score(sources: Sequence[Source]) -> list[dict[str, list[float]]]:
-        done: dict[str, list[str]] = {}
-        path = Path(cache) if cache is not None else None
-        if path is not None:
-            for row in read_jsonl_resumable(path):  # a line cut off by a kill is dropped and regenerated
-                if len(row["responses"]) == len(prompts):
-                    done[row["source"]] = row["responses"]
+        done = generate_for_sources(variant, prompts, sources, gen, cache=cache, progress=progress)
         specs = [s.spec() for s in sources]
-        todo = [s for s in sources if s.spec() not in done]
-        # Enough sources per chunk for a few full batches, so a checkpoint comes every few batches.
-        per_chunk = max(1, gen.batch_size * 4 // max(1, len(prompts)))
-        for i in tqdm(range(0, len(todo), per_chunk), desc="sources", unit="chunk", disable=not progress):
-            chunk = todo[i:i + per_chunk]
-            rows = [m for _ in chunk for m in prompts]
-            row_sources = [s for s in chunk for _ in prompts]
-            responses = generate_responses(variant.model, variant.tokenizer, rows, gen, progress=False,
-                                           row_kwargs=variant.mixture.row_sources(row_sources))
-            for j, s in enumerate(chunk):
-                done[s.spec()] = responses[j * len(prompts):(j + 1) * len(prompts)]
-                if path is not None:
-                    append_jsonl(path, [{"source": s.spec(), "responses": done[s.spec()]}])
-        variant.activate()
         all_prompts = [m for _ in specs for m in prompts]
         all_responses = [r for spec in specs for r in done[spec]]
         per_axis = {a: j.score(all_prompts, all_responses) for a, j in judges.items()}
         n = len(prompts)
         return [{a: list(v[i * n:(i + 1) * n]) for a, v in per_axis.items()} for i in range(len(specs))]
 
+    return score
+
+
+@dataclass
+class AxisBench:
+    """How one axis is scored in a sweep: an axial.evaluate bench, its held-out items (the same for every
+    point), the per-item score it reports that the sweep uses (e.g. harmless: p_safe; alpaca: preference;
+    truthfulqa_gen: p_true), and how many tokens each answer may have."""
+
+    bench: str
+    items: list[dict]
+    metric: str
+    max_new_tokens: int = 64
+
+
+def bench_scorer(variant, axes: dict[str, AxisBench], eval_config, out: str | Path, *, batch_size: int = 16,
+                 progress: bool = True) -> Scorer:
+    """A Pareto scorer where every axis has its own held-out prompts and is scored by its own bench and judge
+    (axial.evaluate.benches: the same scoring as `axial eval`), instead of every judge scoring answers to
+    every axis' prompts. Generations go to OUT/generations_<axis>.jsonl and judged scores to
+    OUT/scores_<axis>.jsonl (both resumable). Every axis must hold the same number of items (the sweep's
+    paired bootstrap draws item i of every axis together)."""
+    from axial.evaluate.benches import RunContext, get_bench
+    from axial.evaluate.harness import _Judges
+    from axial.generate import GenerationConfig
+
+    out = Path(out)
+    sizes = {a: len(ab.items) for a, ab in axes.items()}
+    if len(set(sizes.values())) != 1:
+        raise AxialError(f"bench_scorer: every axis needs the same number of items, got {sizes}")
+    judges = _Judges(eval_config, out)
+    ctx = RunContext(eval_config, out, judges, progress=progress)
+
+    def score(sources: Sequence[Source]) -> list[dict[str, list[float]]]:
+        results: list[dict[str, list[float]]] = [{} for _ in sources]
+        for axis, ab in axes.items():
+            bench = get_bench(ab.bench)
+            gen = GenerationConfig(max_new_tokens=ab.max_new_tokens, batch_size=batch_size, seed=eval_config.seed)
+            responses = generate_for_sources(variant, [it["messages"] for it in ab.items], sources, gen,
+                                             cache=out / f"generations_{axis}.jsonl", progress=progress,
+                                             desc=f"{axis}: generate")
+            cache = out / f"scores_{axis}.jsonl"
+            scored = {row["source"]: row["scores"] for row in read_jsonl_resumable(cache)
+                      if len(row["scores"]) == len(ab.items)}
+            for s in tqdm([s for s in dict.fromkeys(sources) if s.spec() not in scored], desc=f"{axis}: judge",
+                          unit="source", disable=not progress):
+                rows = []
+                for start in range(0, len(ab.items), eval_config.judge_batch_size):
+                    chunk = slice(start, start + eval_config.judge_batch_size)
+                    rows += bench.score(ctx, ab.items[chunk], responses[s.spec()][chunk])
+                scored[s.spec()] = [float(r[ab.metric]) for r in rows]
+                append_jsonl(cache, [{"source": s.spec(), "scores": scored[s.spec()]}])
+            for i, s in enumerate(sources):
+                results[i][axis] = scored[s.spec()]
+        return results
+
+    score.judges = judges  # type: ignore[attr-defined]
     return score
 
 
@@ -323,6 +398,7 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
     style = {"hoe": ("tab:red", "o"), "linear": ("tab:blue", "s"), "uniform": ("tab:green", "D"),
              "expert": ("tab:purple", "^"), "base": ("black", "x")}
     means = {p.label: p.means(axes) for p in points}
+    cis = {p["label"]: p["ci95"] for p in report["points"]}
     for j, (a, b) in enumerate(pairs):
         ax = fig.add_subplot(1, len(pairs) + (len(axes) == 3), j + 1)
         for kind, (color, marker) in style.items():
@@ -330,13 +406,19 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
             if not sel:
                 continue
             xy = np.array([[means[p.label][a], means[p.label][b]] for p in sel])
+            # 95% CI of each point's mean on both axes (bootstrap over items) as error bars.
+            lo = np.array([[cis[p.label][axes[a]][0], cis[p.label][axes[b]][0]] for p in sel])
+            hi = np.array([[cis[p.label][axes[a]][1], cis[p.label][axes[b]][1]] for p in sel])
+            ax.errorbar(xy[:, 0], xy[:, 1], xerr=[xy[:, 0] - lo[:, 0], hi[:, 0] - xy[:, 0]],
+                        yerr=[xy[:, 1] - lo[:, 1], hi[:, 1] - xy[:, 1]], fmt="none", ecolor=color, alpha=0.25,
+                        lw=0.8)
             ax.scatter(xy[:, 0], xy[:, 1], c=color, marker=marker, label=kind, alpha=0.8)
             if kind in ("hoe", "linear") and len(xy) > 1:
                 f = xy[front_mask(xy)]
                 f = f[np.argsort(f[:, 0])]
                 ax.plot(f[:, 0], f[:, 1], c=color, lw=1)
-        ax.set_xlabel(axes[a])
-        ax.set_ylabel(axes[b])
+        ax.set_xlabel(f"{axes[a]} (mean, 95% CI)")
+        ax.set_ylabel(f"{axes[b]} (mean, 95% CI)")
         if j == 0:
             ax.legend(fontsize=8)
     if len(axes) == 3:

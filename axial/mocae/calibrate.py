@@ -1,6 +1,7 @@
 """`calibrate(CalibrateConfig)`: fit the router's calibration on held-out prompts and report it honestly.
 
-The router's held-out prompts (axial.mocae.data) are split in two halves: the calibrator is fitted on the
+The router's held-out prompts (axial.mocae.data; for a router trained with objective=preference, the prompts of
+its held-out preference pairs, labelled with the pair's axis, axial.mocae.pairs) are split in two halves: the calibrator is fitted on the
 `calibration` half and every reported number comes from the `report` half, so neither training nor fitting
 data is scored. Prompts whose key is among the router's training prompts (DIR/train_keys.json) are refused:
 that can only happen when different data sources are passed than at training, and the report counts them.
@@ -32,8 +33,9 @@ from axial.mocae.calibration import (
     reliability_diagram,
 )
 from axial.mocae.data import routing_examples
+from axial.mocae.pairs import pair_routing_examples
 from axial.mocae.store import CALIBRATION, TRAIN_KEYS, key_hash, load_router
-from axial.mocae.train import RouterConfig, decoder_layers, encode_prompts, load_base_and_mixture
+from axial.mocae.train import RouterConfig, encode_prompts, load_base_and_mixture
 
 
 @dataclass
@@ -47,6 +49,12 @@ class CalibrateConfig(Config):
     forward_batch_size: int = 8
     resamples: int = 1000
     seed: int = 0
+    # Whether the router routes with the fitted calibrator from now on (DIR/calibration.json "apply"). None:
+    # yes for a source-label router (its softmax predicts the axis, which calibration sharpens or softens),
+    # no for a preference-trained one: its routing is what lowered the preference loss, not an axis prediction,
+    # and a temperature fitted to axis labels can flatten it into the uniform merge. The report is written
+    # either way; `mocae:DIR?calibration=fitted|none` overrides at load time.
+    apply: bool | None = None
 
     def validate(self) -> None:
         if not self.router:
@@ -66,7 +74,6 @@ def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, ba
     saved_calibrator = router.calibrator
     router.calibrator = make_calibrator("none")
     loaded.attach(mixture)
-    num_layers = len(decoder_layers(model))
     device = next(model.parameters()).device
     rows: dict[str, list] = {"logits": [], "labels": [], "groups": []}
     try:
@@ -77,7 +84,9 @@ def routing_logits(model, tok, mixture, loaded, examples, *, max_length: int, ba
                 with router.recording() as rec:
                     model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False,
                           logits_to_keep=1)
-                z = torch.stack([rec[i] for i in range(num_layers)], dim=2).float().cpu()  # [B, T, L, K]
+                # Only blocks with expert modules are routed (all of them for full-model adapters).
+                z = torch.stack([rec[i] for i in sorted(rec)], dim=2).float().cpu()  # [B, T, L, K]
+                num_layers = z.shape[2]
                 mask = enc["attention_mask"].bool().cpu()
                 for b, e in enumerate(batch):
                     per = z[b, -1:] if router.granularity == "sequence" else z[b][mask[b]]  # [T', L, K]
@@ -140,9 +149,12 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
     limit = cfg.per_axis_limit if cfg.per_axis_limit is not None else rcfg.per_axis_limit
     train_keys = _train_keys(folder)
     parts, refused = {}, {}
+    # A preference-trained router serves each axis' pairs: it is calibrated against the axis of the held-out pairs'
+    # prompts (the same sources and held-out split as its training pairs).
+    make_examples = pair_routing_examples if rcfg.objective == "preference" else routing_examples
     for part in ("calibration", "report"):
-        examples = routing_examples(sources, names, part, heldout_fraction=rcfg.heldout_fraction,
-                                    per_axis_limit=limit, seed=rcfg.seed)
+        examples = make_examples(sources, names, part, heldout_fraction=rcfg.heldout_fraction,
+                                 per_axis_limit=limit, seed=rcfg.seed)
         kept = [e for e in examples if key_hash(e.key) not in train_keys]
         refused[part] = len(examples) - len(kept)
         if not kept:
@@ -188,7 +200,9 @@ def calibrate(cfg: CalibrateConfig, *, base=None) -> dict:
     atomic_write_text(out / "calibration_report.md", _markdown(report))
     atomic_write_json(out / "calibration_report.json", report)
     # Last: calibration.json changes how the router routes, so it appears only with its report beside it.
-    atomic_write_json(folder / CALIBRATION, {"calibrator": calibrator.to_dict(), "report": str(out)})
+    apply = cfg.apply if cfg.apply is not None else rcfg.objective != "preference"
+    report["applied_by_default"] = apply
+    atomic_write_json(folder / CALIBRATION, {"calibrator": calibrator.to_dict(), "report": str(out), "apply": apply})
     return report
 
 
@@ -196,7 +210,10 @@ def _markdown(r: dict) -> str:
     m = r["decision_metrics"]
     n_rep = sum(r["examples"]["report"].values())
     lines = [f"# Router calibration: {r['router']}", "",
-             f"Method saved: **{r['method']}** ({json.dumps(r['calibrator'])}).",
+             f"Method saved: **{r['method']}** ({json.dumps(r['calibrator'])}); "
+             + ("the router routes with it by default." if r.get("applied_by_default", True) else
+                "NOT applied by default (a preference-trained router: its routing is not an axis prediction; "
+                "load with `?calibration=fitted` to route with it)."),
              f"Routing: {r['granularity']}, {r['scope']}. Experts: {', '.join(r['experts'])}.",
              f"Calibration fitted on {sum(r['examples']['calibration'].values())} held-out prompts "
              f"({r['examples']['calibration']}); everything below is on the other {n_rep} held-out prompts "

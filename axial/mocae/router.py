@@ -12,7 +12,13 @@ optional top-k, importance γ). This module adds what TrinityX / AlignX stage 2 
   decoder block does not see, so the router reads the attention mask from a forward pre-hook on the model
   (`bind(model)`, called by the mixture when it starts routing with the router);
 - a calibrator (axial.mocae.calibration) applied to the logits, so the gate's softmax gives calibrated
-  probabilities: the router returns log p_calibrated (softmax(log p) = p, so the gate runs at T = 1).
+  probabilities: the router returns log p_calibrated (softmax(log p) = p, so the gate runs at T = 1);
+- optionally a fixed set of `allowed` experts (HoE's router experts, axial.hoe): the others' logits are pinned
+  at -1e4, so they get exactly zero weight after the softmax, whatever the heads learn;
+- optionally a `base_option`: one more logit for "no expert". Its softmax share is dropped, so the expert
+  weights sum to less than 1 and a prompt none of the experts serves well can be left to the base model
+  (w -> 0). Such a router applies its gate itself (`outputs_weights`): the mixture's softmax would renormalise
+  the share away.
 """
 
 from __future__ import annotations
@@ -35,16 +41,19 @@ ARCHS = ("linear", "mlp")
 
 class MoCaERouter(Router):
     def __init__(self, hidden_size: int, expert_names: list[str], num_layers: int, *, scope: str = "per_layer",
-                 granularity: str = "sequence", arch: str = "linear", mlp_hidden: int = 64):
+                 granularity: str = "sequence", arch: str = "linear", mlp_hidden: int = 64,
+                 allowed: list[str] | None = None, base_option: bool = False):
         super().__init__()
-        for name, value, allowed in (("scope", scope, SCOPES), ("granularity", granularity, GRANULARITIES),
+        for name, value, choices in (("scope", scope, SCOPES), ("granularity", granularity, GRANULARITIES),
                                      ("arch", arch, ARCHS)):
-            if value not in allowed:
-                raise AxialError(f"router {name} '{value}': expected one of {list(allowed)}")
+            if value not in choices:
+                raise AxialError(f"router {name} '{value}': expected one of {list(choices)}")
         self.expert_names = list(expert_names)
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.scope, self.granularity, self.arch, self.mlp_hidden = scope, granularity, arch, mlp_hidden
-        k, n = len(expert_names), (num_layers if scope == "per_layer" else 1)
+        self.base_option = bool(base_option)
+        # With a base option the heads emit one more logit (last): the share the base model keeps.
+        k, n = len(expert_names) + int(self.base_option), (num_layers if scope == "per_layer" else 1)
         # Heads as stacked tensors, not a ModuleList, so training on cached features runs every layer's head in
         # one einsum.
         width = mlp_hidden if arch == "mlp" else k
@@ -53,6 +62,18 @@ class MoCaERouter(Router):
         if arch == "mlp":
             self.w2 = nn.Parameter(torch.randn(n, mlp_hidden, k) / math.sqrt(mlp_hidden))
             self.b2 = nn.Parameter(torch.zeros(n, k))
+        self.allowed = None if allowed is None else list(allowed)
+        if self.allowed is not None:
+            bad = [a for a in self.allowed if a not in self.expert_names]
+            if bad or not self.allowed:
+                raise AxialError(f"router allowed experts {self.allowed}: must be a non-empty subset of "
+                                 f"{self.expert_names}")
+        # Not saved with the weights: rebuilt from `allowed` in the router's config.
+        self.register_buffer("_blocked", torch.tensor([self.allowed is not None and n not in self.allowed
+                                                       for n in self.expert_names] + [False] * self.base_option),
+                             persistent=False)
+        # The gate a base-option router applies itself (load_router / training set it; default: softmax).
+        self.gate = None
         self.calibrator: Calibrator = Identity()
         self._mask: torch.Tensor | None = None
         self._explicit_mask = False
@@ -69,9 +90,40 @@ class MoCaERouter(Router):
         return len(self.expert_names)
 
     def config(self) -> dict:
-        return {"hidden_size": self.hidden_size, "expert_names": self.expert_names, "num_layers": self.num_layers,
-                "scope": self.scope, "granularity": self.granularity, "arch": self.arch,
-                "mlp_hidden": self.mlp_hidden}
+        out = {"hidden_size": self.hidden_size, "expert_names": self.expert_names, "num_layers": self.num_layers,
+               "scope": self.scope, "granularity": self.granularity, "arch": self.arch, "mlp_hidden": self.mlp_hidden}
+        if self.allowed is not None:
+            out["allowed"] = self.allowed
+        if self.base_option:
+            out["base_option"] = True
+        return out
+
+    @property
+    def outputs_weights(self) -> bool:  # type: ignore[override]
+        return self.base_option
+
+    def base_gate(self, cal: torch.Tensor) -> torch.Tensor:
+        """Expert weights [..., K] from the K+1 (calibrated) logits of a base-option router: softmax over all
+        K+1, top-k among them, the base's share dropped, then the experts' importance γ."""
+        from axial.mixture.routing import GateConfig
+
+        gate = self.gate or GateConfig()
+        p = torch.softmax(cal.float() / gate.temperature, dim=-1)
+        if gate.top_k and gate.top_k < p.shape[-1]:
+            top = p.topk(gate.top_k, dim=-1)
+            p = torch.zeros_like(p).scatter(-1, top.indices, top.values)
+            p = p / p.sum(-1, keepdim=True)
+        p = p[..., :-1]
+        if gate.importance is not None:
+            p = p * torch.tensor(gate.importance, dtype=p.dtype, device=p.device)
+        return p
+
+    BLOCKED_LOGIT = -1e4
+
+    def _restrict(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.allowed is None:
+            return logits
+        return logits.masked_fill(self._blocked.to(logits.device), self.BLOCKED_LOGIT)
 
     # ---- heads ---------------------------------------------------------------------------------------
     @staticmethod
@@ -84,7 +136,7 @@ class MoCaERouter(Router):
         h = x @ self.w1[i] + self.b1[i]
         if self.arch == "mlp":
             h = F.gelu(h) @ self.w2[i] + self.b2[i]
-        return h
+        return self._restrict(h)
 
     def all_layer_logits(self, feats: torch.Tensor) -> torch.Tensor:
         """Raw logits [..., L, K] for features [..., L, H] holding one normalised vector per layer."""
@@ -93,7 +145,7 @@ class MoCaERouter(Router):
         h = torch.einsum("...lh,lhw->...lw", feats, self.w1) + self.b1
         if self.arch == "mlp":
             h = torch.einsum("...lm,lmk->...lk", F.gelu(h), self.w2) + self.b2
-        return h
+        return self._restrict(h)
 
     # ---- calibration ---------------------------------------------------------------------------------
     def calibrated(self, logits: torch.Tensor, layer_idx: int) -> torch.Tensor:
@@ -113,7 +165,7 @@ class MoCaERouter(Router):
             z, cal = z.expand(b, t, -1), cal.expand(b, t, -1)
         if self.recorded is not None:
             self.recorded[layer_idx] = z
-        return cal
+        return self.base_gate(cal) if self.base_option else cal
 
     def _sequence_logits(self, hidden: torch.Tensor, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw, calibrated) logits [B, 1, K]; computed at prefill, reused by every decoding step."""

@@ -8,7 +8,8 @@
     DIR/calibration.json     written by `axial calibrate`: the fitted calibrator and its held-out metrics
 
 Ablations at load time, as options after the folder (`mocae:DIR?top_k=1&calibration=none`):
-top_k (0 = soft), calibration (none | fitted), importance (none | saved).
+top_k (0 = soft), calibration (none | fitted; default: fitted when DIR/calibration.json is marked "apply", which
+`axial calibrate` does not do for a preference-trained router), importance (none | saved).
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
     router.eval().requires_grad_(False)
 
     calibration = read_json_object(folder / CALIBRATION) if (folder / CALIBRATION).is_file() else None
-    use_cal = options.get("calibration", "fitted")
+    # A calibration saved with "apply": false (a preference-trained router) is reported but routes only on request.
+    default = "fitted" if calibration is None or calibration.get("apply", True) else "none"
+    use_cal = options.get("calibration", default)
     if use_cal not in ("none", "fitted"):
         raise AxialError(f"router option calibration='{use_cal}': expected none or fitted")
     if use_cal == "fitted" and calibration is not None:
@@ -160,6 +163,8 @@ def load_router(spec: str | Path, mixture=None, **overrides) -> LoadedRouter:
     base = meta.get("base")
     if base is not None and not isinstance(base, dict):
         raise DataError(f"must be a base reference object, got {base!r}", path=str(folder / META), field="base")
+    if router.base_option:
+        router.gate = gate  # a base-option router gates itself (see axial.mocae.router)
     loaded = LoadedRouter(router, gate, expert_dirs, meta.get("base_model", "embedded"), folder, calibration,
                           options, base)
     return loaded.bind(mixture) if mixture is not None else loaded

@@ -1,6 +1,16 @@
 """`train_router(RouterConfig) -> DIR`: train a MoCaE router over frozen experts on a frozen base model.
 
-Two phases, because the router is tiny and almost all of the cost is the transformer's forward pass:
+Two objectives (`objective`):
+
+* `preference` — for alignment: per-axis preference pairs (axial.mocae.pairs; HH-RLHF harmless chosen/rejected,
+  TruthfulQA correct vs incorrect answers, AlpacaEval GPT-4 annotations, ...) run through the routed mixture and
+  a DPO-style loss with the base model as reference makes the mixture prefer the chosen response
+  (axial.mocae.objective, where the loss, the cached reference log-probs and the resumable training loop live).
+  The router starts at uniform weights; the routing regularisers below can be added and the source-label
+  cross-entropy is an optional auxiliary term (`ce_weight`, 0 by default for this objective). Every step runs
+  the whole model forward and backward (only the router learns), so it costs far more than `source_ce`.
+* `source_ce` (the original recipe) — which dataset a prompt came from, in two phases, because the router is
+  tiny and almost all of the cost is the transformer's forward pass:
 
 1. Routing on cached features: one no-grad forward per prompt records, at every decoder block, the
    (normalised) hidden state entering it: mean-pooled over the prompt (per-sequence routing) or a seeded
@@ -18,6 +28,8 @@ Losses (weights in the config), over routing decisions p = softmax(z) at every l
   kl       KL(mean p over the batch || uniform) per layer: keeps every expert in use (TrinityX's KL term)
   balance  Switch-Transformer load balancing K * sum_k f_k P_k (f: argmax share, P: mean probability)
   lm       next-token loss on responses through the mixture (phase 2 only)
+
+Both objectives train per-sequence or per-token routing (`granularity`).
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ from axial.mocae.store import TRAIN_KEYS, key_hash, save_router
 
 FEATURES = "features.safetensors"
 IMPORTANCE = ("none", "task_vector")
+OBJECTIVES = ("source_ce", "preference")
 
 
 @dataclass
@@ -65,6 +78,8 @@ class RouterConfig(Config):
     granularity: str = "sequence"
     arch: str = "linear"
     mlp_hidden: int = 64
+    # One more routing option, "no expert" (axial.mocae.router): the weights may sum to less than 1.
+    base_option: bool = False
     top_k: int = 0
     importance: str = "none"
     per_axis_limit: int | None = 200
@@ -75,9 +90,9 @@ class RouterConfig(Config):
     forward_batch_size: int = 8
     epochs: int = 60
     batch_size: int = 64
-    learning_rate: float = 3e-3
+    learning_rate: float | None = None  # None: 3e-3 (source_ce), 1e-3 (preference)
     weight_decay: float = 1e-2
-    ce_weight: float = 1.0
+    ce_weight: float | None = None  # None: 1 (source_ce), 0 (preference: an optional auxiliary term)
     entropy_weight: float = 0.0
     kl_weight: float = 0.0
     balance_weight: float = 0.0
@@ -87,8 +102,34 @@ class RouterConfig(Config):
     lm_learning_rate: float = 1e-3
     seed: int = 0
     overwrite: bool = False
+    objective: str = "source_ce"
+    # ---- objective=preference (axial.mocae.objective) ----
+    steps: int = 300  # optimizer steps
+    pair_batch_size: int = 6  # pairs per step, spread evenly over the axes
+    beta: float = 0.1  # DPO temperature
+    pairs_per_prompt: int = 2
+    max_response_tokens: int = 96  # each response's tokens scored (prompt: the last max_length - this)
+    checkpoint_every: int = 10
+    expert_logps_per_axis: int = 40  # train pairs per axis also scored by each single expert (0 = none): the
+    # expert x axis DPO-loss table in train_metrics.json
+    validation_per_axis: int = 30  # held-out pairs per axis scored after training (0 = none)
+    reference_cache: str = ""  # default: OUT/reference_logps.safetensors (share it between runs on the same pairs)
 
     def validate(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise AxialError(f"RouterConfig.objective: must be one of {list(OBJECTIVES)}, got '{self.objective}'")
+        if self.max_response_tokens >= self.max_length:
+            raise AxialError(f"RouterConfig.max_response_tokens ({self.max_response_tokens}) must be below "
+                             f"max_length ({self.max_length}): the prompt needs tokens too")
+        for name in ("steps", "pair_batch_size", "pairs_per_prompt", "max_response_tokens", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise AxialError(f"RouterConfig.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.expert_logps_per_axis < 0:
+            raise AxialError(f"RouterConfig.expert_logps_per_axis: must be >= 0, got {self.expert_logps_per_axis}")
+        if self.validation_per_axis < 0:
+            raise AxialError(f"RouterConfig.validation_per_axis: must be >= 0, got {self.validation_per_axis}")
+        if not (self.beta > 0 and math.isfinite(self.beta)):
+            raise AxialError(f"RouterConfig.beta: must be a positive number, got {self.beta}")
         choices = {"scope": SCOPES, "granularity": GRANULARITIES, "arch": ARCHS, "importance": IMPORTANCE,
                    "dtype": ("auto", "bf16", "fp32")}
         for name, allowed in choices.items():
@@ -106,10 +147,24 @@ class RouterConfig(Config):
         for name in ("ce_weight", "entropy_weight", "kl_weight", "balance_weight", "lm_weight", "learning_rate",
                      "lm_learning_rate", "weight_decay"):
             value = getattr(self, name)
-            if not math.isfinite(value):
+            if value is not None and not math.isfinite(value):
                 raise AxialError(f"RouterConfig.{name}: must be finite, got {value}")
         if self.per_axis_limit is not None and self.per_axis_limit < 1:
             raise AxialError(f"RouterConfig.per_axis_limit: must be >= 1, got {self.per_axis_limit}")
+
+    # None defaults resolved at use time (not in validate): `with_overrides(["objective=preference"])` must not
+    # inherit the source_ce values.
+    @property
+    def effective_ce_weight(self) -> float:
+        if self.ce_weight is not None:
+            return self.ce_weight
+        return 1.0 if self.objective == "source_ce" else 0.0
+
+    @property
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 3e-3 if self.objective == "source_ce" else 1e-3
 
 
 # ---------------------------------------------------------------- encoding
@@ -242,20 +297,35 @@ def _sample_tokens(mask: torch.Tensor, s: int, gens: list[torch.Generator]):
 # ---------------------------------------------------------------- losses
 
 
-def routing_losses(logits: torch.Tensor, labels: torch.Tensor, cfg: RouterConfig) -> dict[str, torch.Tensor]:
-    """logits [R, L, K] (R routing rows, L layers), labels [R]."""
+def routing_losses(logits: torch.Tensor, labels: torch.Tensor | None, cfg: RouterConfig | None = None, *,
+                   ce_weight: float | None = None, entropy_weight: float | None = None, kl_weight: float | None = None,
+                   balance_weight: float | None = None) -> dict[str, torch.Tensor]:
+    """logits [R, L, K] (R routing rows, L layers), labels [R] (None: no cross-entropy term). Weights come from
+    `cfg` unless given."""
+    def weight(name, given):
+        if given is not None:
+            return float(given)
+        if cfg is None:
+            return 0.0
+        return float(cfg.effective_ce_weight if name == "ce_weight" else getattr(cfg, name))
+
     r, num_layers, k = logits.shape
     logp = torch.log_softmax(logits.float(), dim=-1)
     p = logp.exp()
-    ce = F.nll_loss(logp.reshape(-1, k), labels.repeat_interleave(num_layers))
     entropy = -(p * logp).sum(-1).mean()
     mean_p = p.mean(0)  # [L, K]
     kl = (mean_p * (mean_p.clamp_min(1e-12).log() + math.log(k))).sum(-1).mean()
     share = F.one_hot(p.argmax(-1), k).float().mean(0)
     balance = k * (share * mean_p).sum(-1).mean()
-    total = cfg.ce_weight * ce + cfg.entropy_weight * entropy + cfg.kl_weight * kl + cfg.balance_weight * balance
-    correct = (logits.argmax(-1) == labels[:, None]).float().mean()
-    return {"total": total, "ce": ce, "entropy": entropy, "kl": kl, "balance": balance, "accuracy": correct}
+    total = (weight("entropy_weight", entropy_weight) * entropy + weight("kl_weight", kl_weight) * kl
+             + weight("balance_weight", balance_weight) * balance)
+    out = {"entropy": entropy, "kl": kl, "balance": balance}
+    if labels is not None:
+        ce = F.nll_loss(logp.reshape(-1, k), labels.to(logp.device).repeat_interleave(num_layers))
+        total = total + weight("ce_weight", ce_weight) * ce
+        out["ce"] = ce
+        out["accuracy"] = (logits.argmax(-1) == labels.to(logits.device)[:, None]).float().mean()
+    return {"total": total, **out}
 
 
 def fit_on_features(router: MoCaERouter, data: dict[str, torch.Tensor], cfg: RouterConfig) -> list[dict]:
@@ -266,7 +336,7 @@ def fit_on_features(router: MoCaERouter, data: dict[str, torch.Tensor], cfg: Rou
         valid = data["valid"]
         labels = labels[:, None].expand_as(valid)[valid]
         feats = feats[valid]
-    opt = torch.optim.AdamW(router.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(router.parameters(), lr=cfg.effective_learning_rate, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
     for epoch in tqdm(range(cfg.epochs), desc="router epochs", unit="epoch"):
@@ -407,6 +477,15 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
         model, tok = base
         mixture = Mixture.attach(model, cfg.experts)
     torch.manual_seed(cfg.seed)
+    if cfg.objective == "preference":
+        if world_size > 1:
+            mixture.detach()
+            raise AxialError(f"train-router objective=preference runs in one process ({world_size} were launched): "
+                             "its data-parallel path is not built yet; run it without torchrun/accelerate")
+        try:
+            return _train_preference(cfg, model, tok, mixture, out, t0)
+        finally:
+            mixture.detach()
     try:
         names = mixture.expert_names
         examples = routing_examples(cfg.data, names, "train", heldout_fraction=cfg.heldout_fraction,
@@ -430,10 +509,13 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
                               metadata={"fingerprint": fingerprint})
         t_features = time.time() - t0
         router = MoCaERouter(model.config.hidden_size, names, len(decoder_layers(model)), scope=cfg.scope,
-                             granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden)
+                             granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden,
+                             base_option=cfg.base_option)
         # Cheap (linear heads on cached features) and deterministic: every process fits the same heads.
         history = fit_on_features(router, data, cfg)
         importance = task_vector_importance(mixture.experts) if cfg.importance == "task_vector" else None
+        if cfg.base_option:
+            router.gate = GateConfig(top_k=cfg.top_k, importance=importance)
         lm_history = []
         if cfg.lm_steps:
             lm_history = lm_phase(model, tok, mixture, router, GateConfig(top_k=cfg.top_k, importance=importance),
@@ -457,4 +539,102 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
     save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
                 extra={"train_examples": counts, "base": base})
     barrier()
+    return out
+
+
+# ---------------------------------------------------------------- objective = preference
+
+
+def reference_settings(model_spec: str, dtype: str, max_prompt_tokens: int, max_response_tokens: int,
+                       expert_dirs: list[str]) -> dict:
+    """What cached log-probs depend on (axial.mocae.objective.ReferenceCache)."""
+    return {"model": model_spec, "dtype": dtype, "max_prompt_tokens": max_prompt_tokens,
+            "max_response_tokens": max_response_tokens, "experts": experts_digest(expert_dirs)}
+
+
+def _train_preference(cfg: RouterConfig, model, tok, mixture, out: Path, t0: float) -> Path:
+    from axial.mixture import GateConfig
+    from axial.mixture.resolved import Routed, Static
+    from axial.mocae import objective as obj
+    from axial.mocae.pairs import preference_pairs, source_axis
+
+    names = mixture.expert_names
+    axes = list(dict.fromkeys(source_axis(s) for s in cfg.data))
+    unknown = [a for a in axes if a not in names]
+    if unknown:
+        raise AxialError(f"RouterConfig.data: axis/axes {unknown} have no expert among {names}; a preference-trained "
+                         "router serves each axis' pairs with the expert named after it")
+    pair_set = preference_pairs(cfg.data, axes, "train", heldout_fraction=cfg.heldout_fraction,
+                                per_axis_limit=cfg.per_axis_limit, pairs_per_prompt=cfg.pairs_per_prompt, seed=cfg.seed)
+    pairs = pair_set.pairs
+    prompt_tokens = cfg.max_length - cfg.max_response_tokens
+    enc = {"max_prompt_tokens": prompt_tokens, "max_response_tokens": cfg.max_response_tokens}
+    settings = reference_settings(cfg.model, cfg.dtype, prompt_tokens, cfg.max_response_tokens, cfg.experts)
+    cache = obj.ReferenceCache(cfg.reference_cache or out / "reference_logps.safetensors", settings)
+    cache.fill(model, tok, mixture, pairs, [obj.BASE], batch_size=cfg.forward_batch_size, **enc)
+    probe = obj.per_axis_subset(pairs, axes, cfg.expert_logps_per_axis, cfg.seed)
+    cache.fill(model, tok, mixture, probe, names, batch_size=cfg.forward_batch_size, desc="single experts' log-probs",
+               **enc)
+    t_reference = time.time() - t0
+
+    router = MoCaERouter(model.config.hidden_size, names, len(decoder_layers(model)), scope=cfg.scope,
+                         granularity=cfg.granularity, arch=cfg.arch, mlp_hidden=cfg.mlp_hidden,
+                         base_option=cfg.base_option)
+    obj.uniform_start(router)
+    importance = task_vector_importance(mixture.experts) if cfg.importance == "task_vector" else None
+    gate = GateConfig(top_k=cfg.top_k, importance=importance)
+    if cfg.base_option:
+        router.gate = gate
+    axis_ids = [axes.index(p.axis) for p in pairs]
+    labels = [names.index(p.axis) for p in pairs]
+    objective = obj.PreferenceObjective(model, mixture, router, gate, beta=cfg.beta, num_axes=len(axes),
+                                        scalarise=obj.mean_scalarise, ce_weight=cfg.effective_ce_weight,
+                                        entropy_weight=cfg.entropy_weight, kl_weight=cfg.kl_weight,
+                                        balance_weight=cfg.balance_weight)
+    training = {k: v for k, v in cfg.to_dict().items()
+                if k not in ("out", "overwrite", "forward_batch_size", "reference_cache", "checkpoint_every",
+                             "validation_per_axis", "expert_logps_per_axis")}
+    fingerprint = obj.run_fingerprint(training, pairs, settings["experts"])
+    checkpoint = out / "checkpoint.safetensors"
+    if cfg.overwrite and checkpoint.is_file() and not obj.checkpoint_matches(checkpoint, fingerprint):
+        checkpoint.unlink()
+    history = obj.fit_preference(
+        objective, pairs, tok, batches=obj.StratifiedBatches(axis_ids, obj.per_axis_split(cfg.pair_batch_size,
+                                                                                          range(len(axes))), cfg.seed),
+        reference=cache.table(pairs, obj.BASE), axis_ids=axis_ids, labels=labels, steps=cfg.steps,
+        learning_rate=cfg.effective_learning_rate, weight_decay=cfg.weight_decay, checkpoint=checkpoint,
+        checkpoint_every=cfg.checkpoint_every, fingerprint=fingerprint, **enc)
+    t_train = time.time() - t0 - t_reference
+
+    metrics: dict = {"objective": "preference", "axes": axes, "pairs": pair_set.describe(),
+                     "reference_seconds": round(t_reference, 1), "train_seconds": round(t_train, 1)}
+    if probe:
+        metrics["expert_dpo_loss_on_train_pairs"] = {
+            "pairs": {a: sum(p.axis == a for p in probe) for a in axes},
+            "loss": obj.expert_dpo_losses(cache, probe, names, axes, cfg.beta)}
+    if cfg.validation_per_axis:
+        held = preference_pairs(cfg.data, axes, "heldout", heldout_fraction=cfg.heldout_fraction,
+                                per_axis_limit=cfg.validation_per_axis, pairs_per_prompt=1, seed=cfg.seed).pairs
+        cache.fill(model, tok, mixture, held, [obj.BASE], batch_size=cfg.forward_batch_size, desc="held-out reference",
+                   **enc)
+        ref = cache.table(held, obj.BASE)
+        sources = {"router": Routed(router, gate), "uniform": Static([1.0 / len(names)] * len(names)),
+                   **{f"expert:{n}": Static([1.0 if m == n else 0.0 for m in names]) for n in names}}
+        scores = {label: obj.pair_scores(model, tok, mixture, held, ref, src, beta=cfg.beta,
+                                         batch_size=cfg.forward_batch_size, desc=f"held-out pairs: {label}", **enc)
+                  for label, src in sources.items()}
+        metrics["heldout"] = {"pairs": {a: sum(p.axis == a for p in held) for a in axes},
+                              "scores": obj.summarise_pair_scores(scores, held, axes, reference_label="uniform")}
+    metrics["total_seconds"] = round(time.time() - t0, 1)
+    metrics["final"] = history[-1] if history else None
+    metrics["history"] = history
+    atomic_write_json(out / TRAIN_KEYS, sorted({key_hash(p.key) for p in pairs}), indent=None)
+    atomic_write_json(out / "train_metrics.json", metrics)
+    obj.plot_history(history, axes, out / "training.png", title=f"router {out.name}: preference objective")
+    # mocae.json (written by save_router) last: a folder with it is a complete router.
+    from axial.baseref import base_reference
+
+    save_router(router, out, expert_dirs=cfg.experts, base_model=cfg.model, top_k=cfg.top_k, importance=importance,
+                extra={"objective": "preference", "train_pairs": pair_set.counts(), "base": base_reference(model)})
+    checkpoint.unlink(missing_ok=True)
     return out

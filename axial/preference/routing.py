@@ -3,14 +3,16 @@
 An anchor is a preference λ^(a) bound to a way of weighting the mixture's experts, η_a:
   * fixed weights [K] (no router): a single axis expert is one-hot at its axis; a merged expert is one-hot
     at its anchor preference; without anything else an anchor's weights are its λ;
-  * a router with its GateConfig (any axial.mixture.Router, e.g. one loaded with axial.mocae.load_router).
+  * a router with its GateConfig (any axial.mixture.Router, e.g. one loaded with axial.mocae.load_router): HoE's
+    router experts (axial.hoe.train_hoe), trained at the anchor's preference over its nearest experts.
 For a user λ: take the N anchors nearest λ (default: the fewest that represent λ), solve
 min ||Σ w1_i λ^(i) − λ|| over the simplex (NNLS with the sum-to-one row appended), and use
 w2 = Σ w1_i η_i(x) (`anchor_mixture`, the one place it is computed). With fixed-weight anchors only, w2 is a
 static vector (exact, foldable into W); with routers it is per token, still one forward pass.
 
 With only the axis experts as anchors (the default), w2 = λ: that is linear interpolation of the experts'
-task vectors, not HoE; HoE's preference routing needs merged or router anchors.
+task vectors (plain weight mixing), not HoE; HoE's preference routing needs router experts (the `hoe:` source,
+axial.hoe) or merged anchors.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def default_anchors(mixture, axes: Sequence[str]) -> list[Anchor]:
 
 def load_anchors(path: str | Path, mixture, axes: Sequence[str] | None = None) -> list[Anchor]:
     """Anchors from JSON: {"anchors": [{"preference": "helpful=0.5,harmless=0.5", "router": DIR | null,
-    "weights": [K floats] | null, "name": str}]}. A router DIR is loaded with axial.mocae.load_router."""
+    "weights": [K floats] | null, "name": str}]}. A router DIR (relative paths: relative to the anchors file's
+    folder) is loaded with axial.mocae.load_router; HoE's router experts (axial.hoe) are such routers."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -89,7 +92,8 @@ def load_anchors(path: str | Path, mixture, axes: Sequence[str] | None = None) -
                 from axial.mocae import load_router
             except ImportError as e:
                 raise AxialError(f"{path}: {where}.router needs axial.mocae.load_router ({e})") from e
-            router, gate = load_router(item["router"], mixture)
+            folder = Path(item["router"])
+            router, gate = load_router(folder if folder.is_absolute() else path.parent / folder, mixture)
         anchors.append(Anchor(pref, item.get("weights"), router, gate, name=str(item.get("name", ""))))
     return anchors
 

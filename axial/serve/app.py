@@ -40,17 +40,41 @@ from axial.sources import Base, Pref, Source, parse_source
 log = logging.getLogger("axial.serve")
 
 
-def default_presets(expert_names: Sequence[str], axes: Sequence[str]) -> dict[str, str]:
-    """One preset per axis expert, `balanced` (equal weights) and, with a harmless expert, `safe`."""
+def default_presets(expert_names: Sequence[str], axes: Sequence[str], hoe: str | None = None) -> dict[str, str]:
+    """One preset per axis expert, `balanced` (equal weights) and, with a harmless expert, `safe`: plain linear
+    weight mixing of the axis experts (w = λ). With a HoE router-expert set (`axial train-hoe`), `hoe-balanced`
+    and `hoe-safe` serve the same preferences through HoE preference routing."""
     names = [n for n in expert_names if n in axes]
     presets = {n: f"pref:{n}=1" for n in names}
+    mixes: dict[str, str] = {}
     if len(names) > 1:
-        presets["balanced"] = "pref:" + ",".join(f"{n}=1" for n in names)
+        mixes["balanced"] = ",".join(f"{n}=1" for n in names)
         if "harmless" in names:
             # Mostly harmless, the rest shared: refuses harm but still answers ordinary requests.
             rest = [n for n in names if n != "harmless"]
-            presets["safe"] = "pref:harmless=0.6," + ",".join(f"{n}={0.4 / len(rest):.10g}" for n in rest)
+            mixes["safe"] = "harmless=0.6," + ",".join(f"{n}={0.4 / len(rest):.10g}" for n in rest)
+    presets.update({k: f"pref:{v}" for k, v in mixes.items()})
+    if hoe:
+        presets.update({f"hoe-{k}": f"hoe:{v}?set={hoe}" for k, v in mixes.items()})
     return presets
+
+
+def method(source: WeightSource, resolved) -> str:
+    """How a source chooses its weights, in words (replies and /v1/models carry it)."""
+    from axial.sources import HoE, MoCaE
+
+    if isinstance(source, HoE):
+        return "HoE preference routing (router experts)" if isinstance(resolved, Routed) else \
+            "HoE preference routing (fixed-weight anchors at this preference)"
+    if isinstance(source, MoCaE):
+        return "MoCaE router"
+    if isinstance(resolved, Routed):
+        return "routed"
+    if resolved.weights is None:
+        return "base model"
+    if isinstance(source, Pref):
+        return "linear weight mixing of the experts (w = λ over fixed-weight anchors)"
+    return "fixed expert weights"
 
 
 def describe(name: str, source: WeightSource, resolved, expert_names: Sequence[str]) -> dict:
@@ -58,14 +82,14 @@ def describe(name: str, source: WeightSource, resolved, expert_names: Sequence[s
     a parseable one, e.g. a router object handed to the Engine)."""
     spec = source.spec() if isinstance(source, Source) else name
     if isinstance(resolved, Routed):
-        return {"source": spec, "routing": "routed"}
+        return {"source": spec, "routing": "routed", "method": method(source, resolved)}
     if resolved.weights is None:
-        return {"source": spec, "routing": "base"}
+        return {"source": spec, "routing": "base", "method": method(source, resolved)}
     import torch
 
     w = torch.as_tensor(resolved.weights, dtype=torch.float32).tolist()
     # Rounded: the weights come out of float32 solves, and 0.6000000238 helps nobody reading a reply.
-    return {"source": spec, "routing": "static",
+    return {"source": spec, "routing": "static", "method": method(source, resolved),
             "weights": {n: round(float(x), 6) for n, x in zip(expert_names, w, strict=True)}}
 
 
@@ -81,7 +105,7 @@ class ServerState:
         # model id -> source. Defaults first, so a declared source of the same name replaces a default.
         named: dict[str, WeightSource] = {}
         if engine.mixture is not None:
-            for preset, spec in default_presets(engine.expert_names, self.axes).items():
+            for preset, spec in default_presets(engine.expert_names, self.axes, config.hoe or None).items():
                 named[preset] = parse_source(spec, axes=self.axes)
         named.update(engine.sources)
         self.models: dict[str, WeightSource] = {self.base_name: Base()}

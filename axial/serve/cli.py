@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
                                          "expert, balanced, safe). " + SOURCE_OPTION_HELP),
         router: str | None = typer.Option(None, hidden=True, help="deprecated: --source mocae=mocae:DIR"),
         preset: list[str] = typer.Option([], "--preset", hidden=True, help="deprecated: --source NAME=pref:..."),
+        hoe: str = typer.Option("", help="a HoE router-expert set over --experts (`axial train-hoe`): adds the "
+                                         "presets hoe-balanced and hoe-safe (balanced and safe are plain linear "
+                                         "weight mixing)"),
         axes: str | None = typer.Option(None, help="axes YAML/JSON file (default: the built-in axes)"),
         name: str = typer.Option("", help="model id clients use (default: from --model)"),
         host: str = typer.Option("127.0.0.1", help="interface to bind; anything but loopback wants --api-key"),
@@ -63,7 +66,7 @@ def register(app: typer.Typer) -> None:
             cliopts.deprecated("--router DIR", "--source mocae=mocae:DIR")
             sources.setdefault("mocae", f"mocae:{router}")
         config = ServeConfig(
-            model=model, experts=cliopts.experts_list(experts), axes=axes, name=name, sources=sources,
+            model=model, experts=cliopts.experts_list(experts), axes=axes, name=name, sources=sources, hoe=hoe,
             host=host, port=port, max_batch=max_batch, max_queue=max_queue, max_tokens=max_tokens,
             batch_window_ms=batch_window_ms, drain_timeout_s=drain_timeout_s, max_body_bytes=max_body_bytes,
             header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s, keep_alive_s=keep_alive_s,

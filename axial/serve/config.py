@@ -21,6 +21,9 @@ class ServeConfig(Config):
     # presets (one per axis expert, "balanced", "safe"; a declared name replaces a default of the same name).
     # Sources that read files (mocae:DIR, pref:...?anchors=FILE) can only be used by requests if declared here.
     sources: dict[str, str] = field(default_factory=dict)
+    # A HoE router-expert set (`axial train-hoe`) over the served experts: adds the presets hoe-balanced and
+    # hoe-safe (HoE preference routing) beside balanced and safe (plain linear weight mixing).
+    hoe: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch: int = 16
@@ -67,6 +70,8 @@ class ServeConfig(Config):
             raise AxialError(f"ServeConfig.max_connections: {self.max_connections} cannot hold max_queue + max_batch "
                              f"({self.max_queue} + {self.max_batch}) requests plus /health; use at least "
                              f"{self.max_queue + self.max_batch + 2} (or 0 = automatic)")
+        if self.hoe and not self.experts:
+            raise AxialError("ServeConfig.hoe: a HoE set routes over experts; give --experts (the set's, in its order)")
         for name, spec in self.sources.items():
             if not name or ":" in name or not isinstance(spec, str) or not spec.strip():
                 raise AxialError(f"ServeConfig.sources: '{name}' must be a name without ':' mapping to a source "

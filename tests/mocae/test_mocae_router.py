@@ -104,3 +104,38 @@ def test_generate_with_kv_cache_matches_no_cache(expert_dirs, granularity, top_k
         base = model.generate(**enc, max_new_tokens=6, do_sample=False)
     assert not torch.equal(base, cached)  # the experts did change the output
     r.unbind()
+
+
+def test_base_option_router_can_leave_a_prompt_to_the_base_model(tmp_path, expert_dirs):
+    from axial.mixture import Mixture, Routed, Static
+    from axial.mocae import load_router
+    from axial.mocae.store import save_router
+    from axial.testing import tiny_llama
+
+    model, tok = tiny_llama()
+    mixture = Mixture.attach(model, expert_dirs)
+    router = MoCaERouter(model.config.hidden_size, mixture.expert_names, model.config.num_hidden_layers,
+                         granularity="token", base_option=True)
+    assert router.outputs_weights and router.w1.shape[-1] == 4  # one more logit: "no expert"
+    ids = torch.randint(0, 250, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        router.w1.zero_()
+        router.b1.zero_()
+        mixture.use(Routed(router))
+        model(input_ids=ids)
+        for g in mixture.state.gates.values():  # uniform over 4 options: 1/4 per expert, the base keeps 1/4
+            torch.testing.assert_close(g, torch.full_like(g, 0.25))
+        router.b1[:, -1] = 30.0  # everything to the base: the mixture is the base model
+        routed = model(input_ids=ids).logits
+        mixture.use(Static(None))
+        torch.testing.assert_close(routed, model(input_ids=ids).logits, atol=1e-5, rtol=0)
+    save_router(router, tmp_path / "r", expert_dirs=[str(d) for d in expert_dirs], base_model="tiny", top_k=0,
+                importance=[1.0, 2.0, 1.0])
+    loaded = load_router(tmp_path / "r", mixture)
+    assert loaded.router.base_option and loaded.router.gate.importance == [1.0, 2.0, 1.0]
+    with torch.no_grad():
+        loaded.router.b1.zero_()
+        mixture.use(loaded.routed)
+        model(input_ids=ids)
+    g = next(iter(mixture.state.gates.values()))
+    torch.testing.assert_close(g[0, 0], torch.tensor([0.25, 0.5, 0.25]))  # γ applies after the base's share

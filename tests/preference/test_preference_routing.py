@@ -139,3 +139,39 @@ def test_router_anchors_mix_gated_router_outputs_per_row(axis_adapters):
     assert isinstance(anchor_mixture(mix, prefs[0], anchors), Routed)
     # a preference served by static anchors only stays static (and foldable) even when routers exist
     assert isinstance(anchor_mixture(mix, parse_preference("harmless=1"), anchors), Static)
+
+
+def test_merged_anchor_at_a_one_hot_preference_equals_that_expert(axis_adapters):
+    experts = load_experts(axis_adapters)
+    for method in ("ties", "dare_ties", "linear"):
+        merged = merge_experts(experts, parse_preference("harmless=1"), MergeConfig(method=method, density=0.3))
+        assert set(merged.factors) == set(experts["harmless"].factors)
+        for m, f in experts["harmless"].factors.items():
+            torch.testing.assert_close(merged.factors[m].delta(), f.delta(), atol=0, rtol=0)
+    # and in the model: the one-hot merged anchor gives the expert's logits
+    x = ids()
+    a, b = fresh(), fresh()
+    Mixture.attach(a, [merged]).use(Static([1.0]))
+    Mixture.attach(b, experts).use(Static({"harmless": 1.0}))
+    torch.testing.assert_close(logits(a, x), logits(b, x), atol=1e-5, rtol=0)
+
+
+def test_ties_merge_is_full_strength_by_default(axis_adapters):
+    experts = load_experts(axis_adapters)
+    same = load_experts([axis_adapters[0], axis_adapters[0]], names=["helpful", "harmless"])
+    p = parse_preference("helpful=0.5,harmless=0.5")
+    m = next(iter(same["helpful"].factors))
+    full_rank = MergeConfig(method="ties", density=1.0, rank=64)
+    # two copies of one expert at (½, ½): full strength gives that expert back, PEFT's disjoint mean half of it
+    full = merge_experts(same, p, full_rank).factors[m].delta()
+    peft = merge_experts(same, p, full_rank.replace(strength="peft")).factors[m].delta()
+    torch.testing.assert_close(full, same["helpful"].factors[m].delta(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(peft, 0.5 * same["helpful"].factors[m].delta(), atol=1e-5, rtol=1e-4)
+    # every entry of a full-strength TIES merge is a convex combination of the experts' (pruned) entries
+    p = parse_preference("helpful=0.8,harmless=0.2")
+    cfg = MergeConfig(method="ties", density=0.5, rank=64)
+    merged = merge_experts(experts, p, cfg).factors[m].delta()
+    a, b = experts["helpful"].factors[m].delta(), experts["harmless"].factors[m].delta()
+    lo, hi = torch.minimum(a, b).clamp(max=0), torch.maximum(a, b).clamp(min=0)
+    assert bool(((merged >= lo - 1e-4) & (merged <= hi + 1e-4)).all())
+    assert merged.norm() > 0.6 * merge_experts(experts, p, cfg.replace(method="linear")).factors[m].delta().norm()

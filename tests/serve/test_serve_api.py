@@ -57,7 +57,7 @@ def test_preference_and_presets_select_the_mixture(server):
     reply = _chat(c, extra_body={"axial": {"preference": {"helpful": 3, "harmless": 1}}})
     assert reply.model_extra["axial"]["weights"] == {"helpful": 0.75, "harmless": 0.25, "honest": 0.0}
     mocae = _chat(c, extra_body={"axial": {"routing": "mocae"}})
-    assert mocae.model_extra["axial"] == {"source": "tiny:mocae", "routing": "routed"}
+    assert mocae.model_extra["axial"] == {"source": "tiny:mocae", "routing": "routed", "method": "routed"}
     # The fixture's router is zero-initialised: softmax(0) = equal weights, i.e. the `balanced` preset.
     assert mocae.choices[0].message.content == text(model="tiny:balanced") != text()
     assert text(model="tiny:mocae") == mocae.choices[0].message.content

@@ -188,4 +188,5 @@ def test_serve_refuses_undeclared_file_sources_and_accepts_static_ones(world, pa
             model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=1,
             extra_body={"axial": {"source": "weights:helpful=0.5,honest=0.25"}})
         assert reply.model_extra["axial"] == {"source": "weights:helpful=0.5,honest=0.25", "routing": "static",
+                                              "method": "fixed expert weights",
                                               "weights": {"helpful": 0.5, "harmless": 0.0, "honest": 0.25}}
