@@ -20,6 +20,7 @@ says, but it is fitted on short reference answers and will be less calibrated on
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,10 +32,71 @@ from axial.data.records import Message
 from axial.errors import AxialError
 from axial.rewards.base import Judge, _check_lengths
 from axial.rewards.features import POOLINGS, Encoder, Item, cached_features
-from axial.rewards.pairs import Pair, preference_pairs
+from axial.rewards.pairs import Pair, load_pairs
 
 HEAD_FILE = "reward_head.safetensors"
 CONFIG_FILE = "reward_config.json"
+# Hashes of the normalised training prompts: `axial validate-judge` refuses data that overlaps them.
+PROMPTS_FILE = "train_prompts.json"
+VALIDATION_FILE = "validation.json"
+
+
+def prompt_hash(text: str) -> str:
+    """sha256 of the prompt as the hash split normalises it (axial.data.splits), first 16 hex digits."""
+    from axial.data.splits import normalise_text
+
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def encoder_identity(spec: str) -> dict[str, Any]:
+    """name / sha256 / size of an encoder given as a local file (a GGUF); empty for folders and hub ids."""
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return {}
+    return {"encoder_name": path.name, "encoder_sha256": file_sha256(path), "encoder_bytes": path.stat().st_size}
+
+
+def resolve_encoder(config: RewardConfig, judge_dir: Path | None = None) -> str:
+    """The encoder spec to load for a trained head: the recorded path when it holds the recorded file, else a
+    file of the same name and sha256 under $AXIAL_MODELS (os.pathsep-separated folders), $AXIAL_HOME/models or
+    the judge's folder. A clear error names the file, its sha256 and where to get it otherwise."""
+    import os
+
+    from axial.models import axial_home
+
+    if not config.encoder_sha256:
+        return config.encoder
+    recorded = Path(config.encoder).expanduser()
+    folders = [Path(p) for p in os.environ.get("AXIAL_MODELS", "").split(os.pathsep) if p]
+    folders += [axial_home() / "models"] + ([judge_dir] if judge_dir else [])
+    candidates = [recorded] + [f / config.encoder_name for f in folders]
+    for c in candidates:
+        if c.is_file() and c.stat().st_size == config.encoder_bytes and _sha_matches(c, config.encoder_sha256):
+            return str(c)
+    where = config.encoder_source or "its source is not recorded"
+    raise AxialError(f"reward model needs the encoder file {config.encoder_name} ({config.encoder_bytes:,} bytes, "
+                     f"sha256 {config.encoder_sha256}); none found at {', '.join(str(c) for c in candidates)}. "
+                     f"Put a copy in a folder named by $AXIAL_MODELS or in {axial_home() / 'models'} ({where})")
+
+
+def _sha_matches(path: Path, sha256: str) -> bool:
+    # Hashing a 0.5 GB file takes seconds; remember a verified (path, size, mtime) for the process.
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, int(st.st_mtime))
+    if key not in _VERIFIED:
+        _VERIFIED[key] = file_sha256(path)
+    return _VERIFIED[key] == sha256
+
+
+_VERIFIED: dict[tuple, str] = {}
 
 
 @dataclass
@@ -60,9 +122,20 @@ class RewardConfig(Config):
     # is too noisy to pick among dozens of settings (it picked a setting 15 points better on dev than on test).
     folds: int = 5
     split: str = "train"
-    limit: int | None = None
+    limit: int | None = None  # a deterministic subset of this many train prompts
+    # At most this many pairs per train prompt (AlpacaEval's GPT-4 file has 53 per instruction; a CPU
+    # featurises a fraction). A seeded hash of the pair's texts picks them, so a larger value gives a superset.
+    max_pairs_per_prompt: int | None = None
+    max_test_pairs_per_prompt: int | None = None
     seed: int = 0
     cache_dir: str | None = None  # default $AXIAL_HOME/reward_features
+    # The encoder's identity when `encoder` is a file (a GGUF): filled by training, checked on load, so the judge
+    # resolves on another machine from a copy of the same file (see `resolve_encoder`). The file itself is not
+    # part of the judge's folder. `encoder_source` says where to get it (free text, set by whoever trains).
+    encoder_name: str = ""
+    encoder_sha256: str = ""
+    encoder_bytes: int = 0
+    encoder_source: str = ""
     # Filled by training: chosen settings, sizes and held-out metrics (each with n and a 95% CI).
     n_train: int = 0
     metrics: dict = field(default_factory=dict)
@@ -81,7 +154,10 @@ class RewardConfig(Config):
         if not self.weight_decays or any(w < 0 for w in self.weight_decays):
             raise AxialError(f"RewardConfig.weight_decays: need non-negative values, got {self.weight_decays}")
         if self.limit is not None and self.limit < 2:
-            raise AxialError(f"RewardConfig.limit: need at least 2 pairs, got {self.limit}")
+            raise AxialError(f"RewardConfig.limit: need at least 2 prompts, got {self.limit}")
+        for name in ("max_pairs_per_prompt", "max_test_pairs_per_prompt"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise AxialError(f"RewardConfig.{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("max_length", "max_response_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise AxialError(f"RewardConfig.{name}: must be >= 1, got {getattr(self, name)}")
@@ -194,11 +270,18 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
     if not config.out:
         raise AxialError("RewardConfig.out: give an output folder")
     out = Path(config.out)
+    data_report: dict[str, Any] = {}
     if pairs is None:
         if not config.data:
             raise AxialError("RewardConfig.data: give a data source (see `axial train-reward --help`)")
-        pairs = preference_pairs(config.axis, config.data, split="train", limit=config.limit)
-        test_pairs = preference_pairs(config.axis, config.data, split="test")
+        train_set = load_pairs(config.axis, config.data, split="train", limit=config.limit,
+                               max_pairs_per_prompt=config.max_pairs_per_prompt, seed=config.seed)
+        pairs = train_set.pairs
+        data_report["train"] = train_set.describe()
+        test_set = load_pairs(config.axis, config.data, split="test",
+                              max_pairs_per_prompt=config.max_test_pairs_per_prompt, seed=config.seed)
+        test_pairs = test_set.pairs
+        data_report["test"] = test_set.describe()
     elif config.limit is not None:
         pairs = pairs[: config.limit]
     if len(pairs) < 2:
@@ -240,6 +323,7 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
     train_margin = (r[ci_t] - r[ri_t]).tolist()
 
     metrics: dict[str, Any] = {
+        **({"data": data_report} if data_report else {}),
         "selection": {"folds": config.folds, "n_pairs": len(pairs), "criterion": "cv_loss", "best": best,
                       "grid": selection},
         "train_accuracy": pair_accuracy(train_margin, [p.group for p in pairs]),
@@ -254,8 +338,11 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
                              f"(e.g. {sorted(overlap)[0][:80]!r}); the split is broken")
         metrics["test"] = judge.evaluate_pairs(test_pairs, cache_dir=cache)
     cfg = config.replace(pooling=pooling, layer=int(layer), weight_decay=best["weight_decay"],
-                         n_train=len(pairs), metrics=metrics)
+                         n_train=len(pairs), metrics=metrics, **encoder_identity(config.encoder))
     out.mkdir(parents=True, exist_ok=True)
+    (out / PROMPTS_FILE).write_text(json.dumps(
+        {"hash": "sha256 of the prompt normalised as axial.data.splits does, first 16 hex digits",
+         "prompts": sorted({prompt_hash(p.group) for p in pairs})}, indent=0) + "\n")
     save_file({"weight": w.contiguous(), "mean": mean.contiguous(), "std": std.contiguous(),
                "calibration": torch.tensor([head.calib_a, head.calib_b])}, str(out / HEAD_FILE))
     cfg.save(out / CONFIG_FILE)
@@ -299,9 +386,11 @@ class BTJudge(Judge):
         self.encoder = encoder or Encoder(config.encoder, dtype=config.dtype, max_length=config.max_length,
                                           max_response_tokens=config.max_response_tokens,
                                           batch_size=config.batch_size)
+        # Set by load() from train_prompts.json; validate_judge refuses data that overlaps it.
+        self.train_prompt_hashes: set[str] | None = None
         test = config.metrics.get("test")
-        self.validation = ({"metric": "pair_accuracy", **test, "data": f"{config.data} (split=test)"}
-                           if test else None)
+        self.validation = ({"metric": "pair_accuracy", **{k: v for k, v in test.items() if k != "subsets"},
+                            "data": f"{config.data} (split=test)"} if test else None)
 
     @classmethod
     def load(cls, path: str | Path, axis: str | None = None) -> BTJudge:
@@ -319,7 +408,16 @@ class BTJudge(Judge):
         t = load_file(str(path / HEAD_FILE))
         head = Head(config.layer, config.pooling, t["weight"], t["mean"], t["std"],
                     float(t["calibration"][0]), float(t["calibration"][1]))
-        return cls(head, config, path=str(path))
+        judge = cls(head, config.replace(encoder=resolve_encoder(config, path)), path=str(path))
+        if (path / PROMPTS_FILE).exists():
+            judge.train_prompt_hashes = set(json.loads((path / PROMPTS_FILE).read_text())["prompts"])
+        if (path / VALIDATION_FILE).exists():
+            # Written by `axial validate-judge --record`: what reports quote for this judge (human labels first).
+            from axial.rewards.validate import headline
+
+            judge.validation = headline(json.loads((path / VALIDATION_FILE).read_text()), judge.name) \
+                or judge.validation
+        return judge
 
     def rewards(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *,
                 cache_dir: Path | None = None) -> list[float]:
@@ -347,7 +445,9 @@ class BTJudge(Judge):
         feats = cached_features(self.encoder, items, [self.head.layer], cache_dir, desc="encode test")
         r = self.head.reward(feats[self.head.key]).tolist()
         margins = [r[row[p.chosen]] - r[row[p.rejected]] for p in pairs]
-        return pair_accuracy(margins, [p.group for p in pairs])
+        from axial.rewards.validate import agreement_table
+
+        return {**pair_accuracy(margins, [p.group for p in pairs]), "subsets": agreement_table(margins, pairs)}
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

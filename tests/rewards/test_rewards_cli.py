@@ -27,7 +27,8 @@ def test_train_reward_and_validate_judge_cli(tmp_path, tiny_model_dir, capsys, m
 
     result = tmp_path / "v.json"
     main(["validate-judge", "--axis", "harmless", "--judge", f"rm:{out}", "--data", str(data), "--out", str(result)])
-    saved = json.loads(result.read_text())
+    (saved,) = json.loads(result.read_text())["results"]
+    assert result.with_suffix(".md").exists() and result.with_suffix(".png").exists()
     assert saved["n"] == cfg.metrics["test"]["n"] and saved["value"] == pytest.approx(cfg.metrics["test"]["value"])
 
 
