@@ -90,7 +90,7 @@ def resolve_encoder(config: RewardConfig, judge_dir: Path | None = None) -> str:
 def _sha_matches(path: Path, sha256: str) -> bool:
     # Hashing a 0.5 GB file takes seconds; remember a verified (path, size, mtime) for the process.
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, int(st.st_mtime))
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _VERIFIED:
         _VERIFIED[key] = file_sha256(path)
     return _VERIFIED[key] == sha256

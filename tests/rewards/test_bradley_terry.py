@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -128,3 +129,40 @@ def test_middle_layer_features_skip_later_layers_without_changing_values():
     assert not calls and len(model.model.layers) == 3 and model.config.num_hidden_layers == 3
     assert torch.allclose(full["last.1"], part["last.1"], atol=1e-5)
     assert torch.allclose(full["mean.1"], part["mean.1"], atol=1e-5)
+
+
+def test_train_prompts_are_recorded_and_guard_validation(tmp_path, encoder):
+    from axial.rewards.bradley_terry import PROMPTS_FILE, prompt_hash
+
+    pairs = _pairs(40, 0)
+    out = _train(tmp_path, encoder, pairs, _pairs(10, 1), layer=1, pooling="last")
+    saved = json.loads((out / PROMPTS_FILE).read_text())["prompts"]
+    assert sorted({prompt_hash(p.group) for p in pairs}) == saved
+    assert prompt_hash("  Question  0-1 ") == prompt_hash("question 0-1")
+    judge = load_judge(f"rm:{out}", axis="harmless")
+    assert judge.train_prompt_hashes == set(saved)
+
+
+def test_encoder_file_is_recorded_by_sha256_and_found_elsewhere(tmp_path, monkeypatch):
+    from axial.rewards.bradley_terry import encoder_identity, resolve_encoder
+
+    gguf = tmp_path / "orig" / "backbone.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"not really a model" * 100)
+    ident = encoder_identity(str(gguf))
+    assert ident["encoder_name"] == "backbone.gguf" and ident["encoder_bytes"] == 1800
+    assert len(ident["encoder_sha256"]) == 64 and encoder_identity("some/hub-id") == {}
+    cfg = RewardConfig(encoder=str(gguf), encoder_source="wheels x-part1..2", **ident)
+    assert resolve_encoder(cfg) == str(gguf)
+    # On another machine: the recorded path is gone, a copy sits in a folder named by $AXIAL_MODELS.
+    elsewhere = tmp_path / "models"
+    elsewhere.mkdir()
+    gguf.rename(elsewhere / "backbone.gguf")
+    monkeypatch.setenv("AXIAL_MODELS", str(elsewhere))
+    assert resolve_encoder(cfg) == str(elsewhere / "backbone.gguf")
+    # A different file under the same name is not accepted.
+    (elsewhere / "backbone.gguf").write_bytes(b"not really a modeX" * 100)  # same size, other bytes
+    with pytest.raises(AxialError, match="sha256 .*wheels x-part1..2"):
+        resolve_encoder(cfg)
+    # Folders and hub ids carry no file identity and resolve as given.
+    assert resolve_encoder(RewardConfig(encoder="org/model")) == "org/model"
