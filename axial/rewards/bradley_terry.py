@@ -34,6 +34,8 @@ from axial.rewards.base import Judge, _check_lengths
 from axial.rewards.features import POOLINGS, Encoder, Item, cached_features
 from axial.rewards.pairs import Pair, load_pairs
 
+LENGTH_MODES = ("free", "explicit", "removed", "balanced")
+CRITERIA = ("loss", "balanced_loss")
 HEAD_FILE = "reward_head.safetensors"
 CONFIG_FILE = "reward_config.json"
 # Hashes of the normalised training prompts: `axial validate-judge` refuses data that overlaps them.
@@ -118,6 +120,17 @@ class RewardConfig(Config):
     candidate_layers: list[int] = field(default_factory=list)
     weight_decays: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     weight_decay: float | None = None
+    # How the head treats response length, which GPT-4 and people both reward (so a head can score well by
+    # measuring it). "free": plain BT on the features (which encode some length themselves). "explicit": an
+    # explicit log(1 + characters) term beside the features, fitted jointly and scored, so its weight is
+    # reported. "removed": fitted like "explicit" (so the feature weights are the effect of everything BUT
+    # length) and scored WITHOUT the length term: a length-controlled judge. "balanced": plain BT on pairs
+    # reweighted so that "the longer response wins" is right on exactly half the training weight.
+    # A list = choose by CV on train with `criterion`.
+    length_modes: list[str] = field(default_factory=lambda: ["free"])
+    # CV criterion: "loss" = BT log-loss on all held-out pairs; "balanced_loss" = on the held-out pairs whose
+    # lengths are within 20% of each other (where length cannot carry the judgement).
+    criterion: str = "loss"
     # k-fold CV over prompt groups of the train split: with a few hundred pairs one 20% dev part (~100 pairs)
     # is too noisy to pick among dozens of settings (it picked a setting 15 points better on dev than on test).
     folds: int = 5
@@ -149,6 +162,12 @@ class RewardConfig(Config):
             raise AxialError(f"RewardConfig.pooling: use auto, {', '.join(POOLINGS)}; got '{self.pooling}'")
         if self.split != "train":
             raise AxialError(f"RewardConfig.split: reward models train on split=train only, got '{self.split}'")
+        bad = [m for m in self.length_modes if m not in LENGTH_MODES]
+        if bad or not self.length_modes:
+            raise AxialError(f"RewardConfig.length_modes: use one or more of {', '.join(LENGTH_MODES)}; got "
+                             f"{self.length_modes}")
+        if self.criterion not in CRITERIA:
+            raise AxialError(f"RewardConfig.criterion: use one of {', '.join(CRITERIA)}; got '{self.criterion}'")
         if self.folds < 2:
             raise AxialError(f"RewardConfig.folds: need at least 2 cross-validation folds, got {self.folds}")
         if not self.weight_decays or any(w < 0 for w in self.weight_decays):
@@ -172,13 +191,23 @@ class Head:
     std: Any
     calib_a: float = 1.0
     calib_b: float = 0.0
+    length_mode: str = "free"
+    # [weight, mean, std] of the standardised log(1 + characters) term ("explicit" / "removed" modes).
+    length: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     @property
     def key(self) -> str:
         return f"{self.pooling}.{self.layer}"
 
-    def reward(self, feats) -> Any:
-        return ((feats - self.mean) / self.std) @ self.weight
+    def reward(self, feats, lengths=None) -> Any:
+        """Rewards for feature rows; `lengths` (characters per row) is needed when the length term is scored."""
+        r = ((feats - self.mean) / self.std) @ self.weight
+        if self.length_mode == "explicit":
+            if lengths is None:
+                raise AxialError("reward head with an explicit length term: response lengths are needed")
+            weight, mean, std = self.length
+            r = r + weight * (log_length(lengths) - mean) / std
+        return r
 
     def prob(self, rewards) -> Any:
         import torch
@@ -187,20 +216,43 @@ class Head:
         return torch.sigmoid(self.calib_a * rewards.double() + self.calib_b)
 
 
-def fit_head(chosen, rejected, *, weight_decay: float, mean=None, std=None, max_iter: int = 200):
-    """Fit w minimising mean softplus(-(x_c - x_r) . w) + wd |w|^2 on standardised features."""
+def log_length(lengths) -> Any:
+    import torch
+
+    return torch.log1p(torch.as_tensor(lengths, dtype=torch.float32))
+
+
+def length_balance_weights(len_chosen, len_rejected) -> Any:
+    """Pair weights under which "the longer response wins" is right on half the weight: each side of the
+    (longer-won, shorter-won) split gets half the total; equal-length pairs keep weight 1."""
+    import torch
+
+    c, r = torch.as_tensor(len_chosen), torch.as_tensor(len_rejected)
+    longer, shorter = c > r, c < r
+    w = torch.ones(len(c))
+    n_unequal = int(longer.sum() + shorter.sum())
+    for side in (longer, shorter):
+        if side.any():
+            w[side] = 0.5 * n_unequal / float(side.sum())
+    return w
+
+
+def fit_head(chosen, rejected, *, weight_decay: float, mean=None, std=None, max_iter: int = 200, weights=None):
+    """Fit w minimising the (weighted) mean of softplus(-(x_c - x_r) . w) + wd |w|^2 on standardised features."""
     import torch
 
     if mean is None:
         both = torch.cat([chosen, rejected])
         mean, std = both.mean(0), both.std(0).clamp_min(1e-6)
     diff = ((chosen - mean) / std) - ((rejected - mean) / std)
+    pw = torch.ones(len(diff)) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+    pw = pw / pw.mean()
     w = torch.zeros(diff.shape[1], requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.softplus(-(diff @ w)).mean() + weight_decay * (w * w).sum()
+        loss = (pw * torch.nn.functional.softplus(-(diff @ w))).mean() + weight_decay * (w * w).sum()
         loss.backward()
         return loss
 
@@ -252,7 +304,78 @@ def _feature_table(encoder: Encoder, pairs: Sequence[Pair], layers, cache_dir, d
     feats = cached_features(encoder, items, layers, cache_dir, desc=desc)
     ci = [row[p.chosen] for p in pairs]
     ri = [row[p.rejected] for p in pairs]
-    return feats, ci, ri
+    return feats, ci, ri, [len(it.response) for it in items]
+
+
+def _design(x, lengths, length_mode: str):
+    """Feature rows, with the log-length column appended for the modes that fit an explicit length term."""
+    import torch
+
+    if length_mode in ("explicit", "removed"):
+        return torch.cat([x, log_length(lengths)[:, None]], dim=1)
+    return x
+
+
+def _fit(x, ci, ri, lengths, *, weight_decay: float, length_mode: str):
+    """(w, mean, std) on the design matrix; the length column (if any) is the last one."""
+    import torch
+
+    weights = None
+    if length_mode == "balanced":
+        lengths_t = torch.as_tensor(lengths)
+        weights = length_balance_weights(lengths_t[ci], lengths_t[ri])
+    xd = _design(x, lengths, length_mode)
+    return fit_head(xd[ci], xd[ri], weight_decay=weight_decay, weights=weights)
+
+
+def _margins(x, ci, ri, lengths, w, std, length_mode: str):
+    """Held-out BT margins; the "removed" mode scores without its length term."""
+    xd = _design(x, lengths, length_mode)
+    if length_mode == "removed":
+        w = w.clone()
+        w[-1] = 0.0
+    return ((xd[ci] - xd[ri]) / std) @ w
+
+
+def cross_validate(feats: dict, ci, ri, lengths: Sequence[int], fold, *, keys: Sequence[str],
+                   weight_decays: Sequence[float], length_modes: Sequence[str]) -> list[dict[str, Any]]:
+    """k-fold CV (folds = prompt groups) of every (features, weight decay, length mode): held-out BT log-loss
+    and agreement on all pairs, on the length-balanced ones (within 20%) and on those the shorter side won."""
+    import torch
+
+    lengths_t = torch.as_tensor(lengths)
+    lc, lr = lengths_t[ci], lengths_t[ri]
+    balanced = (lc != lr) & ((lc - lr).abs() < 0.2 * torch.maximum(lc, lr))
+    shorter = lc < lr
+    out = []
+    for key in keys:
+        x = feats[key]
+        for mode in length_modes:
+            for wd in weight_decays:
+                margin = torch.zeros(len(ci))
+                for k in fold.unique():
+                    held = fold == k
+                    w, _, std = _fit(x, ci[~held], ri[~held], lengths, weight_decay=wd, length_mode=mode)
+                    margin[held] = _margins(x, ci[held], ri[held], lengths, w, std, mode)
+                wins = (margin > 0).float() + 0.5 * (margin == 0).float()
+                loss = torch.nn.functional.softplus(-margin)
+                out.append({"features": key, "weight_decay": wd, "length_mode": mode,
+                            "cv_accuracy": float(wins.mean()), "cv_loss": float(loss.mean()),
+                            "n_balanced": int(balanced.sum()),
+                            "cv_balanced_accuracy": float(wins[balanced].mean()) if balanced.any() else None,
+                            "cv_balanced_loss": float(loss[balanced].mean()) if balanced.any() else float("inf"),
+                            "n_shorter_wins": int(shorter.sum()),
+                            "cv_shorter_wins_accuracy": float(wins[shorter].mean()) if shorter.any() else None})
+    return out
+
+
+def fit_final(x, ci, ri, lengths, *, layer: int, pooling: str, weight_decay: float, length_mode: str) -> Head:
+    """The head refitted on all of train with the chosen settings (uncalibrated)."""
+    w, mean, std = _fit(x, ci, ri, lengths, weight_decay=weight_decay, length_mode=length_mode)
+    if length_mode in ("explicit", "removed"):
+        length = (float(w[-1]), float(mean[-1]), float(std[-1]))
+        return Head(layer, pooling, w[:-1], mean[:-1], std[:-1], length_mode=length_mode, length=length)
+    return Head(layer, pooling, w, mean, std, length_mode=length_mode)
 
 
 def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
@@ -295,42 +418,37 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
     poolings = list(POOLINGS) if config.pooling == "auto" else [config.pooling]
     wds = [config.weight_decay] if config.weight_decay is not None else config.weight_decays
 
-    feats, ci, ri = _feature_table(encoder, pairs, layers, cache, desc="encode train")
+    feats, ci, ri, lengths = _feature_table(encoder, pairs, layers, cache, desc="encode train")
     fold = torch.tensor([fold_of(p.group, config.folds, config.seed) for p in pairs])
     if len(set(fold.tolist())) < 2:
         raise AxialError(f"reward training: {len(pairs)} pairs fill fewer than 2 of {config.folds} CV folds; "
                          "use more data")
     ci_t, ri_t = torch.tensor(ci), torch.tensor(ri)
-    selection = []
-    for key in (f"{p}.{layer}" for p in poolings for layer in layers):
-        x = feats[key]
-        for wd in wds:
-            margin = torch.zeros(len(pairs))
-            for k in fold.unique():
-                held = fold == k
-                w, _, std = fit_head(x[ci_t[~held]], x[ri_t[~held]], weight_decay=wd)
-                margin[held] = ((x[ci_t[held]] - x[ri_t[held]]) / std) @ w
-            acc = float((margin > 0).float().mean() + 0.5 * (margin == 0).float().mean())
-            loss = float(torch.nn.functional.softplus(-margin).mean())
-            selection.append({"features": key, "weight_decay": wd, "cv_accuracy": acc, "cv_loss": loss})
-    best = min(selection, key=lambda s: (s["cv_loss"], -s["cv_accuracy"]))
+    selection = cross_validate(feats, ci_t, ri_t, lengths, fold, keys=[f"{p}.{layer}" for p in poolings
+                                                                        for layer in layers],
+                               weight_decays=wds, length_modes=config.length_modes)
+    loss_key = "cv_loss" if config.criterion == "loss" else "cv_balanced_loss"
+    best = min(selection, key=lambda s: (s[loss_key], -s["cv_accuracy"]))
     pooling, layer = best["features"].split(".")
-    x = feats[best["features"]]
-    w, mean, std = fit_head(x[ci_t], x[ri_t], weight_decay=best["weight_decay"])
-    head = Head(int(layer), pooling, w, mean, std)
-    r = head.reward(x)
+    head = fit_final(feats[best["features"]], ci_t, ri_t, lengths, layer=int(layer), pooling=pooling,
+                     weight_decay=best["weight_decay"], length_mode=best["length_mode"])
+    r = head.reward(feats[best["features"]], lengths)
     head.calib_a, head.calib_b = fit_calibration(r[ci_t], r[ri_t])
     train_margin = (r[ci_t] - r[ri_t]).tolist()
 
     metrics: dict[str, Any] = {
         **({"data": data_report} if data_report else {}),
-        "selection": {"folds": config.folds, "n_pairs": len(pairs), "criterion": "cv_loss", "best": best,
+        "selection": {"folds": config.folds, "n_pairs": len(pairs), "criterion": loss_key, "best": best,
                       "grid": selection},
+        "length_term": {"mode": head.length_mode, "weight": head.length[0], "mean": head.length[1],
+                        "std": head.length[2], "scored": head.length_mode == "explicit",
+                        "unit": "standardised log(1 + characters)"},
         "train_accuracy": pair_accuracy(train_margin, [p.group for p in pairs]),
         "calibration": {"a": head.calib_a, "b": head.calib_b, "fit_on": "train",
                         "positive": "chosen", "negative": "rejected"},
     }
-    judge = BTJudge(head, config.replace(pooling=pooling, layer=int(layer)), encoder=encoder)
+    judge = BTJudge(head, config.replace(pooling=pooling, layer=int(layer), length_modes=[head.length_mode]),
+                    encoder=encoder)
     if test_pairs:
         overlap = {p.group for p in pairs} & {p.group for p in test_pairs}
         if overlap:
@@ -338,38 +456,49 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
                              f"(e.g. {sorted(overlap)[0][:80]!r}); the split is broken")
         metrics["test"] = judge.evaluate_pairs(test_pairs, cache_dir=cache)
     cfg = config.replace(pooling=pooling, layer=int(layer), weight_decay=best["weight_decay"],
-                         n_train=len(pairs), metrics=metrics, **encoder_identity(config.encoder))
+                         length_modes=[head.length_mode], n_train=len(pairs), metrics=metrics,
+                         **encoder_identity(config.encoder))
     out.mkdir(parents=True, exist_ok=True)
     (out / PROMPTS_FILE).write_text(json.dumps(
         {"hash": "sha256 of the prompt normalised as axial.data.splits does, first 16 hex digits",
          "prompts": sorted({prompt_hash(p.group) for p in pairs})}, indent=0) + "\n")
-    save_file({"weight": w.contiguous(), "mean": mean.contiguous(), "std": std.contiguous(),
-               "calibration": torch.tensor([head.calib_a, head.calib_b])}, str(out / HEAD_FILE))
+    save_file({"weight": head.weight.contiguous(), "mean": head.mean.contiguous(), "std": head.std.contiguous(),
+               "calibration": torch.tensor([head.calib_a, head.calib_b]),
+               "length": torch.tensor(head.length)}, str(out / HEAD_FILE))
     cfg.save(out / CONFIG_FILE)
     _plot_selection(selection, out / "layer_selection.png", title=f"{config.axis} reward head: {config.folds}-fold CV on train")
     return out
 
 
 def _plot_selection(selection: list[dict], path: Path, *, title: str) -> None:
+    """CV accuracy per layer (best weight decay), one line per pooling x length mode; with a second panel for
+    the length-balanced held-out pairs when there are any."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    best: dict[tuple[str, int], float] = {}
-    for s in selection:
-        pooling, layer = s["features"].split(".")
-        k = (pooling, int(layer))
-        best[k] = max(best.get(k, 0.0), s["cv_accuracy"])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for pooling in sorted({k[0] for k in best}):
-        pts = sorted((layer, acc) for (p, layer), acc in best.items() if p == pooling)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{pooling} pool")
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("encoder layer")
-    ax.set_ylabel("CV pair accuracy (best wd)")
-    ax.set_title(title)
-    ax.legend()
+    panels = [("cv_accuracy", "all held-out pairs")]
+    if any(s.get("cv_balanced_accuracy") is not None for s in selection):
+        panels.append(("cv_balanced_accuracy", f"length-balanced pairs (n={selection[0]['n_balanced']})"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.8), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], panels, strict=True):
+        best: dict[tuple[str, str, int], float] = {}
+        for s in selection:
+            if s.get(metric) is None:
+                continue
+            pooling, layer = s["features"].split(".")
+            k = (pooling, s.get("length_mode", "free"), int(layer))
+            best[k] = max(best.get(k, 0.0), s[metric])
+        for pooling, mode in sorted({k[:2] for k in best}):
+            pts = sorted((layer, acc) for (p, m, layer), acc in best.items() if (p, m) == (pooling, mode))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3,
+                    label=f"{pooling} pool, length {mode}")
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("encoder layer")
+        ax.set_ylabel(f"CV agreement, {label}")
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -403,11 +532,13 @@ class BTJudge(Judge):
         config = RewardConfig.load(path / CONFIG_FILE)
         if axis is not None and axis != config.axis:
             raise AxialError(f"reward model '{path}' was trained for axis '{config.axis}', not '{axis}'")
-        if config.layer is None or config.pooling not in POOLINGS:
-            raise AxialError(f"reward model '{path}': {CONFIG_FILE} has no trained layer/pooling")
+        if config.layer is None or config.pooling not in POOLINGS or len(config.length_modes) != 1:
+            raise AxialError(f"reward model '{path}': {CONFIG_FILE} has no trained layer/pooling/length mode")
         t = load_file(str(path / HEAD_FILE))
+        length = tuple(float(v) for v in t["length"]) if "length" in t else (0.0, 0.0, 1.0)
         head = Head(config.layer, config.pooling, t["weight"], t["mean"], t["std"],
-                    float(t["calibration"][0]), float(t["calibration"][1]))
+                    float(t["calibration"][0]), float(t["calibration"][1]), length_mode=config.length_modes[0],
+                    length=length)
         judge = cls(head, config.replace(encoder=resolve_encoder(config, path)), path=str(path))
         if (path / PROMPTS_FILE).exists():
             judge.train_prompt_hashes = set(json.loads((path / PROMPTS_FILE).read_text())["prompts"])
@@ -425,7 +556,7 @@ class BTJudge(Judge):
         _check_lengths(prompts, responses)
         items = [Item.of(p, r) for p, r in zip(prompts, responses, strict=True)]
         feats = cached_features(self.encoder, items, [self.head.layer], cache_dir, desc="reward")
-        return self.head.reward(feats[self.head.key]).tolist()
+        return self.head.reward(feats[self.head.key], [len(r) for r in responses]).tolist()
 
     def score(self, prompts, responses) -> list[float]:
         import torch
@@ -443,7 +574,7 @@ class BTJudge(Judge):
         items = list(dict.fromkeys([p.chosen for p in pairs] + [p.rejected for p in pairs]))
         row = {it: i for i, it in enumerate(items)}
         feats = cached_features(self.encoder, items, [self.head.layer], cache_dir, desc="encode test")
-        r = self.head.reward(feats[self.head.key]).tolist()
+        r = self.head.reward(feats[self.head.key], [len(it.response) for it in items]).tolist()
         margins = [r[row[p.chosen]] - r[row[p.rejected]] for p in pairs]
         from axial.rewards.validate import agreement_table
 
@@ -451,7 +582,8 @@ class BTJudge(Judge):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(encoder=self.config.encoder, layer=self.head.layer, pooling=self.head.pooling,
+        d.update(encoder=self.config.encoder, encoder_sha256=self.config.encoder_sha256 or None,
+                 layer=self.head.layer, pooling=self.head.pooling, length_mode=self.head.length_mode,
                  data=self.config.data, n_train=self.config.n_train)
         return d
 

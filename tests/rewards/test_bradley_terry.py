@@ -166,3 +166,56 @@ def test_encoder_file_is_recorded_by_sha256_and_found_elsewhere(tmp_path, monkey
         resolve_encoder(cfg)
     # Folders and hub ids carry no file identity and resolve as given.
     assert resolve_encoder(RewardConfig(encoder="org/model")) == "org/model"
+
+
+def _length_pairs(n: int, seed: int) -> list[Pair]:
+    """The chosen answer is always the longer one: a task length alone solves."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        prompt = [{"role": "user", "content": f"q {seed}-{i}"}]
+        words = [rng.choice(WORDS) for _ in range(8)]
+        out.append(Pair(Item.of(prompt, " ".join(words)), Item.of(prompt, " ".join(words[:2])), f"q {seed}-{i}"))
+    return out
+
+
+def test_length_balance_weights_make_longer_wins_uninformative():
+    from axial.rewards.bradley_terry import length_balance_weights
+
+    w = length_balance_weights([10, 10, 10, 1, 5], [1, 1, 1, 10, 5])  # 3 longer won, 1 shorter won, 1 equal
+    assert w.tolist() == pytest.approx([4 / 6, 4 / 6, 4 / 6, 2.0, 1.0])
+    assert float(w[:3].sum()) == pytest.approx(float(w[3]))
+
+
+def test_length_modes_explicit_term_is_reported_and_removed_is_not_scored(tmp_path, encoder):
+    out = _train(tmp_path, encoder, _length_pairs(80, 0), _length_pairs(20, 1), layer=2, pooling="mean",
+                 length_modes=["explicit"], weight_decay=0.01)
+    cfg = RewardConfig.load(out / "reward_config.json")
+    term = cfg.metrics["length_term"]
+    assert cfg.length_modes == ["explicit"] and term["scored"] and term["weight"] > 0
+    assert cfg.metrics["test"]["subsets"]["unequal_length"]["length"]["value"] == 1.0
+    judge = load_judge(f"rm:{out}", axis="harmless")
+    judge.encoder = encoder
+    assert judge.head.length_mode == "explicit" and judge.head.length[0] == pytest.approx(term["weight"])
+    feats = torch.zeros(2, judge.head.mean.shape[0]) + judge.head.mean
+    assert float(judge.head.reward(feats, [500, 5])[0]) > float(judge.head.reward(feats, [500, 5])[1])
+
+    out = _train(tmp_path / "removed", encoder, _length_pairs(80, 0), _length_pairs(20, 1), layer=2,
+                 pooling="mean", length_modes=["removed"], weight_decay=0.01)
+    judge = load_judge(f"rm:{out}", axis="harmless")
+    assert judge.head.length_mode == "removed" and judge.head.length[0] != 0
+    assert torch.equal(judge.head.reward(feats, [500, 5]), judge.head.reward(feats, [5, 500]))
+
+
+def test_cv_grid_covers_every_length_mode_and_the_balanced_criterion(tmp_path, encoder):
+    out = _train(tmp_path, encoder, _pairs(60, 0), _pairs(20, 1), layer=2, pooling="mean",
+                 length_modes=["free", "explicit", "removed", "balanced"], weight_decay=0.1, criterion="loss")
+    cfg = RewardConfig.load(out / "reward_config.json")
+    grid = cfg.metrics["selection"]["grid"]
+    assert sorted(g["length_mode"] for g in grid) == ["balanced", "explicit", "free", "removed"]
+    assert cfg.length_modes == [cfg.metrics["selection"]["best"]["length_mode"]]
+    assert all({"cv_balanced_accuracy", "cv_shorter_wins_accuracy"} <= set(g) for g in grid)
+    with pytest.raises(AxialError, match="length_modes"):
+        RewardConfig(length_modes=["sometimes"])
+    with pytest.raises(AxialError, match="criterion"):
+        RewardConfig(criterion="vibes")
