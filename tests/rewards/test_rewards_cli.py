@@ -66,4 +66,4 @@ def test_validate_judge_cli_many_sources_splits_and_record(tmp_path, tiny_model_
     assert load_judge(f"rm:{out}").validation["data"] == doc["results"][0]["data"]
     with pytest.raises(SystemExit) as e:
         main(["validate-judge", "--axis", "harmless", "--judge", f"rm:{out}", "--data", str(data), "--split", "all"])
-    assert e.value.code == 2 and "split=test only" in capsys.readouterr().err
+    assert e.value.code == 2 and "27 prompt(s)" in capsys.readouterr().err
