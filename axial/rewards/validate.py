@@ -214,6 +214,11 @@ def _score_margins(judge: Judge, pairs: Sequence[Pair], *, cache_dir: Path | Non
     items = list(dict.fromkeys([p.chosen for p in pairs] + [p.rejected for p in pairs]))
     prompts, responses = [it.message_list() for it in items], [it.response for it in items]
     if hasattr(judge, "rewards"):
+        if cache_dir is None:
+            from axial.models import axial_home
+
+            # The cache `axial train-reward` fills: validation re-reads the features instead of re-encoding.
+            cache_dir = axial_home() / "reward_features"
         values = judge.rewards(prompts, responses, cache_dir=cache_dir)
     else:
         values = judge.score(prompts, responses)
