@@ -121,10 +121,11 @@ class RewardConfig(Config):
     weight_decays: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     weight_decay: float | None = None
     # How the head treats response length, which GPT-4 and people both reward (so a head can score well by
-    # measuring it). "free": plain BT on the features (which encode some length themselves). "explicit": an
-    # explicit log(1 + characters) term beside the features, fitted jointly and scored, so its weight is
-    # reported. "removed": fitted like "explicit" (so the feature weights are the effect of everything BUT
-    # length) and scored WITHOUT the length term: a length-controlled judge. "balanced": plain BT on pairs
+    # measuring it, and the encoder's features encode it). "free": plain BT on the features. "explicit": the
+    # features are first residualised on a cubic in standardised log(1 + characters) (fitted on the train
+    # items, no labels), so the feature weights cannot linearly track length, and an explicit length term is
+    # fitted beside them and scored: the length effect is one reported number. "removed": fitted like
+    # "explicit", scored WITHOUT the length term: a length-controlled judge. "balanced": plain BT on pairs
     # reweighted so that "the longer response wins" is right on exactly half the training weight.
     # A list = choose by CV on train with `criterion`.
     length_modes: list[str] = field(default_factory=lambda: ["free"])
@@ -192,21 +193,27 @@ class Head:
     calib_a: float = 1.0
     calib_b: float = 0.0
     length_mode: str = "free"
-    # [weight, mean, std] of the standardised log(1 + characters) term ("explicit" / "removed" modes).
-    length: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    # "explicit" / "removed": [weight, mean, std] of the explicit length term (on z, see LengthBasis), the basis'
+    # [mu, sigma], and the residualisation matrix [4, hidden] (features minus what 1, z, z^2, z^3 predict).
+    length: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 1.0)
+    residual: Any = None
 
     @property
     def key(self) -> str:
         return f"{self.pooling}.{self.layer}"
 
     def reward(self, feats, lengths=None) -> Any:
-        """Rewards for feature rows; `lengths` (characters per row) is needed when the length term is scored."""
+        """Rewards for feature rows; `lengths` (characters per row) is needed by the length-aware modes."""
+        if self.residual is not None or self.length_mode == "explicit":
+            if lengths is None:
+                raise AxialError(f"reward head (length mode {self.length_mode}): response lengths are needed")
+            basis = LengthBasis(self.length[3], self.length[4])
+            if self.residual is not None:
+                feats = feats - basis.matrix(lengths) @ self.residual
         r = ((feats - self.mean) / self.std) @ self.weight
         if self.length_mode == "explicit":
-            if lengths is None:
-                raise AxialError("reward head with an explicit length term: response lengths are needed")
-            weight, mean, std = self.length
-            r = r + weight * (log_length(lengths) - mean) / std
+            weight, mean, std = self.length[:3]
+            r = r + weight * (basis.z(lengths) - mean) / std
         return r
 
     def prob(self, rewards) -> Any:
@@ -219,7 +226,36 @@ class Head:
 def log_length(lengths) -> Any:
     import torch
 
-    return torch.log1p(torch.as_tensor(lengths, dtype=torch.float32))
+    return torch.log1p(torch.as_tensor(lengths, dtype=torch.float64))
+
+
+@dataclass
+class LengthBasis:
+    """z = standardised log(1 + characters) of a response, and the cubic basis [1, z, z^2, z^3] that features
+    are residualised on (a linear head on the residuals cannot track length through them)."""
+
+    mu: float
+    sigma: float
+
+    @classmethod
+    def fit(cls, lengths) -> LengthBasis:
+        ll = log_length(lengths)
+        return cls(float(ll.mean()), float(ll.std().clamp_min(1e-6)) if len(ll) > 1 else 1.0)
+
+    def z(self, lengths) -> Any:
+        return ((log_length(lengths) - self.mu) / self.sigma).float()
+
+    def matrix(self, lengths) -> Any:
+        import torch
+
+        z = self.z(lengths)
+        return torch.stack([torch.ones_like(z), z, z * z, z * z * z], dim=1)
+
+    def residual_coefficients(self, x, lengths) -> Any:
+        """[4, hidden] least-squares coefficients of the features on the basis (x - matrix @ coef: residuals)."""
+        import torch
+
+        return torch.linalg.lstsq(self.matrix(lengths).double(), x.double()).solution.float()
 
 
 def length_balance_weights(len_chosen, len_rejected) -> Any:
@@ -307,16 +343,16 @@ def _feature_table(encoder: Encoder, pairs: Sequence[Pair], layers, cache_dir, d
     return feats, ci, ri, [len(it.response) for it in items]
 
 
-def _design(x, lengths, length_mode: str):
-    """Feature rows, with the log-length column appended for the modes that fit an explicit length term."""
+def _design(x, lengths, length_mode: str, basis: LengthBasis | None, coef):
+    """Feature rows for the fit: residualised, with z appended, for the modes with an explicit length term."""
     import torch
 
     if length_mode in ("explicit", "removed"):
-        return torch.cat([x, log_length(lengths)[:, None]], dim=1)
+        return torch.cat([x - basis.matrix(lengths) @ coef, basis.z(lengths)[:, None]], dim=1)
     return x
 
 
-def _fit(x, ci, ri, lengths, *, weight_decay: float, length_mode: str):
+def _fit(xd, ci, ri, lengths, *, weight_decay: float, length_mode: str):
     """(w, mean, std) on the design matrix; the length column (if any) is the last one."""
     import torch
 
@@ -324,13 +360,11 @@ def _fit(x, ci, ri, lengths, *, weight_decay: float, length_mode: str):
     if length_mode == "balanced":
         lengths_t = torch.as_tensor(lengths)
         weights = length_balance_weights(lengths_t[ci], lengths_t[ri])
-    xd = _design(x, lengths, length_mode)
     return fit_head(xd[ci], xd[ri], weight_decay=weight_decay, weights=weights)
 
 
-def _margins(x, ci, ri, lengths, w, std, length_mode: str):
+def _margins(xd, ci, ri, w, std, length_mode: str):
     """Held-out BT margins; the "removed" mode scores without its length term."""
-    xd = _design(x, lengths, length_mode)
     if length_mode == "removed":
         w = w.clone()
         w[-1] = 0.0
@@ -347,16 +381,20 @@ def cross_validate(feats: dict, ci, ri, lengths: Sequence[int], fold, *, keys: S
     lc, lr = lengths_t[ci], lengths_t[ri]
     balanced = (lc != lr) & ((lc - lr).abs() < 0.2 * torch.maximum(lc, lr))
     shorter = lc < lr
+    # The residualisation uses no labels, so it is fitted once on all train items rather than per fold.
+    basis = LengthBasis.fit(lengths)
     out = []
     for key in keys:
         x = feats[key]
+        coef = basis.residual_coefficients(x, lengths) if {"explicit", "removed"} & set(length_modes) else None
         for mode in length_modes:
+            xd = _design(x, lengths, mode, basis, coef)
             for wd in weight_decays:
                 margin = torch.zeros(len(ci))
                 for k in fold.unique():
                     held = fold == k
-                    w, _, std = _fit(x, ci[~held], ri[~held], lengths, weight_decay=wd, length_mode=mode)
-                    margin[held] = _margins(x, ci[held], ri[held], lengths, w, std, mode)
+                    w, _, std = _fit(xd, ci[~held], ri[~held], lengths, weight_decay=wd, length_mode=mode)
+                    margin[held] = _margins(xd, ci[held], ri[held], w, std, mode)
                 wins = (margin > 0).float() + 0.5 * (margin == 0).float()
                 loss = torch.nn.functional.softplus(-margin)
                 out.append({"features": key, "weight_decay": wd, "length_mode": mode,
@@ -371,10 +409,15 @@ def cross_validate(feats: dict, ci, ri, lengths: Sequence[int], fold, *, keys: S
 
 def fit_final(x, ci, ri, lengths, *, layer: int, pooling: str, weight_decay: float, length_mode: str) -> Head:
     """The head refitted on all of train with the chosen settings (uncalibrated)."""
-    w, mean, std = _fit(x, ci, ri, lengths, weight_decay=weight_decay, length_mode=length_mode)
     if length_mode in ("explicit", "removed"):
-        length = (float(w[-1]), float(mean[-1]), float(std[-1]))
-        return Head(layer, pooling, w[:-1], mean[:-1], std[:-1], length_mode=length_mode, length=length)
+        basis = LengthBasis.fit(lengths)
+        coef = basis.residual_coefficients(x, lengths)
+        w, mean, std = _fit(_design(x, lengths, length_mode, basis, coef), ci, ri, lengths,
+                            weight_decay=weight_decay, length_mode=length_mode)
+        length = (float(w[-1]), float(mean[-1]), float(std[-1]), basis.mu, basis.sigma)
+        return Head(layer, pooling, w[:-1], mean[:-1], std[:-1], length_mode=length_mode, length=length,
+                    residual=coef)
+    w, mean, std = _fit(x, ci, ri, lengths, weight_decay=weight_decay, length_mode=length_mode)
     return Head(layer, pooling, w, mean, std, length_mode=length_mode)
 
 
@@ -441,8 +484,9 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
         "selection": {"folds": config.folds, "n_pairs": len(pairs), "criterion": loss_key, "best": best,
                       "grid": selection},
         "length_term": {"mode": head.length_mode, "weight": head.length[0], "mean": head.length[1],
-                        "std": head.length[2], "scored": head.length_mode == "explicit",
-                        "unit": "standardised log(1 + characters)"},
+                        "std": head.length[2], "log_length_mu": head.length[3], "log_length_sigma": head.length[4],
+                        "scored": head.length_mode == "explicit", "residualised": head.residual is not None,
+                        "unit": "z = (log(1 + characters) - mu) / sigma; term = weight * (z - mean) / std"},
         "train_accuracy": pair_accuracy(train_margin, [p.group for p in pairs]),
         "calibration": {"a": head.calib_a, "b": head.calib_b, "fit_on": "train",
                         "positive": "chosen", "negative": "rejected"},
@@ -464,7 +508,9 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
          "prompts": sorted({prompt_hash(p.group) for p in pairs})}, indent=0) + "\n")
     save_file({"weight": head.weight.contiguous(), "mean": head.mean.contiguous(), "std": head.std.contiguous(),
                "calibration": torch.tensor([head.calib_a, head.calib_b]),
-               "length": torch.tensor(head.length)}, str(out / HEAD_FILE))
+               "length": torch.tensor(head.length),
+               **({"residual": head.residual.contiguous()} if head.residual is not None else {})},
+              str(out / HEAD_FILE))
     cfg.save(out / CONFIG_FILE)
     _plot_selection(selection, out / "layer_selection.png", title=f"{config.axis} reward head: {config.folds}-fold CV on train")
     return out
@@ -535,10 +581,10 @@ class BTJudge(Judge):
         if config.layer is None or config.pooling not in POOLINGS or len(config.length_modes) != 1:
             raise AxialError(f"reward model '{path}': {CONFIG_FILE} has no trained layer/pooling/length mode")
         t = load_file(str(path / HEAD_FILE))
-        length = tuple(float(v) for v in t["length"]) if "length" in t else (0.0, 0.0, 1.0)
+        length = tuple(float(v) for v in t["length"]) if "length" in t else Head.length
         head = Head(config.layer, config.pooling, t["weight"], t["mean"], t["std"],
                     float(t["calibration"][0]), float(t["calibration"][1]), length_mode=config.length_modes[0],
-                    length=length)
+                    length=length, residual=t.get("residual"))
         judge = cls(head, config.replace(encoder=resolve_encoder(config, path)), path=str(path))
         if (path / PROMPTS_FILE).exists():
             judge.train_prompt_hashes = set(json.loads((path / PROMPTS_FILE).read_text())["prompts"])

@@ -13,6 +13,7 @@ ever scored on PandaLM or on test-split pairs; the output is committed as explor
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -35,12 +36,19 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--max-response-tokens", type=int, default=256)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--available-only", action="store_true", help="use only pairs already in the cache")
     args = ap.parse_args()
     layers = [int(x) for x in args.layers.split(",")]
     encoder = Encoder(args.encoder, dtype="bf16", max_length=args.max_length,
                       max_response_tokens=args.max_response_tokens)
     ps = load_pairs("helpful", args.data, split="train", max_pairs_per_prompt=args.pairs)
     pairs = ps.pairs
+    if args.available_only:
+        # A first look while the featuriser is still running: only pairs whose both sides are cached.
+        done = set()
+        for meta in (axial_home() / "reward_features" / encoder.fingerprint).glob("chunk-*.json"):
+            done.update(json.loads(meta.read_text())["keys"])
+        pairs = [p for p in pairs if p.chosen.key in done and p.rejected.key in done]
     items = list(dict.fromkeys(it for p in pairs for it in (p.chosen, p.rejected)))
     row = {it: i for i, it in enumerate(items)}
     feats = cached_features(encoder, items, layers, axial_home() / "reward_features", encode_missing=False,

@@ -187,24 +187,38 @@ def test_length_balance_weights_make_longer_wins_uninformative():
     assert float(w[:3].sum()) == pytest.approx(float(w[3]))
 
 
-def test_length_modes_explicit_term_is_reported_and_removed_is_not_scored(tmp_path, encoder):
-    out = _train(tmp_path, encoder, _length_pairs(80, 0), _length_pairs(20, 1), layer=2, pooling="mean",
-                 length_modes=["explicit"], weight_decay=0.01)
+def test_length_modes_explicit_term_is_reported_and_removed_is_length_free(tmp_path, encoder):
+    from axial.rewards.bradley_terry import LengthBasis
+
+    train = _length_pairs(80, 0)
+    kw = {"layer": 2, "pooling": "mean", "weight_decay": 0.01}
+    out = _train(tmp_path, encoder, train, _length_pairs(20, 1), length_modes=["explicit"], **kw)
     cfg = RewardConfig.load(out / "reward_config.json")
     term = cfg.metrics["length_term"]
-    assert cfg.length_modes == ["explicit"] and term["scored"] and term["weight"] > 0
+    assert cfg.length_modes == ["explicit"] and term["scored"] and term["residualised"] and term["weight"] > 0
     assert cfg.metrics["test"]["subsets"]["unequal_length"]["length"]["value"] == 1.0
-    judge = load_judge(f"rm:{out}", axis="harmless")
-    judge.encoder = encoder
-    assert judge.head.length_mode == "explicit" and judge.head.length[0] == pytest.approx(term["weight"])
-    feats = torch.zeros(2, judge.head.mean.shape[0]) + judge.head.mean
-    assert float(judge.head.reward(feats, [500, 5])[0]) > float(judge.head.reward(feats, [500, 5])[1])
+    explicit = load_judge(f"rm:{out}", axis="harmless")
+    assert explicit.head.length_mode == "explicit" and explicit.head.length[0] == pytest.approx(term["weight"])
 
-    out = _train(tmp_path / "removed", encoder, _length_pairs(80, 0), _length_pairs(20, 1), layer=2,
-                 pooling="mean", length_modes=["removed"], weight_decay=0.01)
-    judge = load_judge(f"rm:{out}", axis="harmless")
-    assert judge.head.length_mode == "removed" and judge.head.length[0] != 0
-    assert torch.equal(judge.head.reward(feats, [500, 5]), judge.head.reward(feats, [5, 500]))
+    out = _train(tmp_path / "removed", encoder, train, _length_pairs(20, 1), length_modes=["removed"], **kw)
+    removed = load_judge(f"rm:{out}", axis="harmless")
+    assert removed.head.length_mode == "removed" and torch.equal(removed.head.weight, explicit.head.weight)
+
+    items = list(dict.fromkeys(it for p in train for it in (p.chosen, p.rejected)))
+    lengths = [len(it.response) for it in items]
+    x = encoder.encode(items, [2], progress=False)["mean.2"]
+    r_removed, r_explicit = removed.head.reward(x, lengths), explicit.head.reward(x, lengths)
+    # The length-controlled reward is uncorrelated with every power of z on the train items (residualised) ...
+    z = LengthBasis(removed.head.length[3], removed.head.length[4]).z(lengths)
+    for power in (1, 2, 3):
+        zc = z**power - (z**power).mean()
+        corr = float((zc * (r_removed - r_removed.mean())).sum() / (zc.norm() * (r_removed - r_removed.mean()).norm()))
+        assert abs(corr) < 1e-3, (power, corr)
+    # ... and the explicit judge is the same fit plus exactly its reported length term.
+    w, m, sd = explicit.head.length[:3]
+    assert torch.allclose(r_explicit - r_removed, w * (z - m) / sd, atol=1e-4)
+    with pytest.raises(AxialError, match="lengths are needed"):
+        removed.head.reward(x)
 
 
 def test_cv_grid_covers_every_length_mode_and_the_balanced_criterion(tmp_path, encoder):
