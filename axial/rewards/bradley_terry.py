@@ -193,27 +193,32 @@ class Head:
     calib_a: float = 1.0
     calib_b: float = 0.0
     length_mode: str = "free"
-    # "explicit" / "removed": [weight, mean, std] of the explicit length term (on z, see LengthBasis), the basis'
-    # [mu, sigma], and the residualisation matrix [4, hidden] (features minus what 1, z, z^2, z^3 predict).
-    length: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 1.0)
+    # "explicit" / "removed": the LengthBasis (mu, sigma); the residualisation matrix [4, hidden] (features
+    # minus what 1, z, z^2, z^3 predict); and the explicit length terms [3, 3]: rows z, z^2, z^3, columns
+    # (weight, mean, std) as fitted beside the standardised features.
+    basis: tuple[float, float] = (0.0, 1.0)
     residual: Any = None
+    length_terms: Any = None
 
     @property
     def key(self) -> str:
         return f"{self.pooling}.{self.layer}"
 
+    def length_reward(self, lengths) -> Any:
+        """The explicit length terms' contribution (what "removed" leaves out and "explicit" adds)."""
+        z = LengthBasis(*self.basis).matrix(lengths)[:, 1:]
+        t = self.length_terms
+        return ((z - t[:, 1]) / t[:, 2]) @ t[:, 0]
+
     def reward(self, feats, lengths=None) -> Any:
         """Rewards for feature rows; `lengths` (characters per row) is needed by the length-aware modes."""
-        if self.residual is not None or self.length_mode == "explicit":
+        if self.residual is not None:
             if lengths is None:
                 raise AxialError(f"reward head (length mode {self.length_mode}): response lengths are needed")
-            basis = LengthBasis(self.length[3], self.length[4])
-            if self.residual is not None:
-                feats = feats - basis.matrix(lengths) @ self.residual
+            feats = feats - LengthBasis(*self.basis).matrix(lengths) @ self.residual
         r = ((feats - self.mean) / self.std) @ self.weight
         if self.length_mode == "explicit":
-            weight, mean, std = self.length[:3]
-            r = r + weight * (basis.z(lengths) - mean) / std
+            r = r + self.length_reward(lengths)
         return r
 
     def prob(self, rewards) -> Any:
@@ -348,12 +353,13 @@ def _design(x, lengths, length_mode: str, basis: LengthBasis | None, coef):
     import torch
 
     if length_mode in ("explicit", "removed"):
-        return torch.cat([x - basis.matrix(lengths) @ coef, basis.z(lengths)[:, None]], dim=1)
+        m = basis.matrix(lengths)
+        return torch.cat([x - m @ coef, m[:, 1:]], dim=1)
     return x
 
 
 def _fit(xd, ci, ri, lengths, *, weight_decay: float, length_mode: str):
-    """(w, mean, std) on the design matrix; the length column (if any) is the last one."""
+    """(w, mean, std) on the design matrix; the length columns (if any) are the last three."""
     import torch
 
     weights = None
@@ -367,7 +373,7 @@ def _margins(xd, ci, ri, w, std, length_mode: str):
     """Held-out BT margins; the "removed" mode scores without its length term."""
     if length_mode == "removed":
         w = w.clone()
-        w[-1] = 0.0
+        w[-3:] = 0.0
     return ((xd[ci] - xd[ri]) / std) @ w
 
 
@@ -409,14 +415,16 @@ def cross_validate(feats: dict, ci, ri, lengths: Sequence[int], fold, *, keys: S
 
 def fit_final(x, ci, ri, lengths, *, layer: int, pooling: str, weight_decay: float, length_mode: str) -> Head:
     """The head refitted on all of train with the chosen settings (uncalibrated)."""
+    import torch
+
     if length_mode in ("explicit", "removed"):
         basis = LengthBasis.fit(lengths)
         coef = basis.residual_coefficients(x, lengths)
         w, mean, std = _fit(_design(x, lengths, length_mode, basis, coef), ci, ri, lengths,
                             weight_decay=weight_decay, length_mode=length_mode)
-        length = (float(w[-1]), float(mean[-1]), float(std[-1]), basis.mu, basis.sigma)
-        return Head(layer, pooling, w[:-1], mean[:-1], std[:-1], length_mode=length_mode, length=length,
-                    residual=coef)
+        terms = torch.stack([w[-3:], mean[-3:], std[-3:]], dim=1)
+        return Head(layer, pooling, w[:-3], mean[:-3], std[:-3], length_mode=length_mode,
+                    basis=(basis.mu, basis.sigma), residual=coef, length_terms=terms)
     w, mean, std = _fit(x, ci, ri, lengths, weight_decay=weight_decay, length_mode=length_mode)
     return Head(layer, pooling, w, mean, std, length_mode=length_mode)
 
@@ -483,10 +491,7 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
         **({"data": data_report} if data_report else {}),
         "selection": {"folds": config.folds, "n_pairs": len(pairs), "criterion": loss_key, "best": best,
                       "grid": selection},
-        "length_term": {"mode": head.length_mode, "weight": head.length[0], "mean": head.length[1],
-                        "std": head.length[2], "log_length_mu": head.length[3], "log_length_sigma": head.length[4],
-                        "scored": head.length_mode == "explicit", "residualised": head.residual is not None,
-                        "unit": "z = (log(1 + characters) - mu) / sigma; term = weight * (z - mean) / std"},
+        "length_term": _length_report(head, r, ci_t, ri_t, lengths),
         "train_accuracy": pair_accuracy(train_margin, [p.group for p in pairs]),
         "calibration": {"a": head.calib_a, "b": head.calib_b, "fit_on": "train",
                         "positive": "chosen", "negative": "rejected"},
@@ -508,11 +513,27 @@ def train_reward(config: RewardConfig, *, pairs: Sequence[Pair] | None = None,
          "prompts": sorted({prompt_hash(p.group) for p in pairs})}, indent=0) + "\n")
     save_file({"weight": head.weight.contiguous(), "mean": head.mean.contiguous(), "std": head.std.contiguous(),
                "calibration": torch.tensor([head.calib_a, head.calib_b]),
-               "length": torch.tensor(head.length),
-               **({"residual": head.residual.contiguous()} if head.residual is not None else {})},
+               **({"length_basis": torch.tensor(head.basis), "residual": head.residual.contiguous(),
+                   "length_terms": head.length_terms.contiguous()} if head.residual is not None else {})},
               str(out / HEAD_FILE))
     cfg.save(out / CONFIG_FILE)
     _plot_selection(selection, out / "layer_selection.png", title=f"{config.axis} reward head: {config.folds}-fold CV on train")
+    return out
+
+
+def _length_report(head: Head, rewards, ci, ri, lengths) -> dict[str, Any]:
+    """How much of the trained head is length: its mode, the explicit terms, and on the train pairs the
+    agreement of the full reward and of its length terms alone with the labels."""
+    out: dict[str, Any] = {"mode": head.length_mode, "scored": head.length_mode == "explicit",
+                           "residualised": head.residual is not None}
+    if head.length_terms is not None:
+        part = head.length_reward(lengths)
+        out.update(basis={"mu": head.basis[0], "sigma": head.basis[1],
+                          "z": "(log(1 + characters) - mu) / sigma"},
+                   terms={name: [float(v) for v in row] for name, row in
+                          zip(("z", "z^2", "z^3"), head.length_terms, strict=True)},
+                   train_agreement_length_terms_alone=float(((part[ci] - part[ri]) > 0).float().mean()))
+    out["train_agreement"] = float(((rewards[ci] - rewards[ri]) > 0).float().mean())
     return out
 
 
@@ -581,10 +602,10 @@ class BTJudge(Judge):
         if config.layer is None or config.pooling not in POOLINGS or len(config.length_modes) != 1:
             raise AxialError(f"reward model '{path}': {CONFIG_FILE} has no trained layer/pooling/length mode")
         t = load_file(str(path / HEAD_FILE))
-        length = tuple(float(v) for v in t["length"]) if "length" in t else Head.length
+        basis = tuple(float(v) for v in t["length_basis"]) if "length_basis" in t else Head.basis
         head = Head(config.layer, config.pooling, t["weight"], t["mean"], t["std"],
                     float(t["calibration"][0]), float(t["calibration"][1]), length_mode=config.length_modes[0],
-                    length=length, residual=t.get("residual"))
+                    basis=basis, residual=t.get("residual"), length_terms=t.get("length_terms"))
         judge = cls(head, config.replace(encoder=resolve_encoder(config, path)), path=str(path))
         if (path / PROMPTS_FILE).exists():
             judge.train_prompt_hashes = set(json.loads((path / PROMPTS_FILE).read_text())["prompts"])

@@ -195,10 +195,12 @@ def test_length_modes_explicit_term_is_reported_and_removed_is_length_free(tmp_p
     out = _train(tmp_path, encoder, train, _length_pairs(20, 1), length_modes=["explicit"], **kw)
     cfg = RewardConfig.load(out / "reward_config.json")
     term = cfg.metrics["length_term"]
-    assert cfg.length_modes == ["explicit"] and term["scored"] and term["residualised"] and term["weight"] > 0
+    assert cfg.length_modes == ["explicit"] and term["scored"] and term["residualised"]
+    assert term["train_agreement_length_terms_alone"] == 1.0
     assert cfg.metrics["test"]["subsets"]["unequal_length"]["length"]["value"] == 1.0
     explicit = load_judge(f"rm:{out}", axis="harmless")
-    assert explicit.head.length_mode == "explicit" and explicit.head.length[0] == pytest.approx(term["weight"])
+    assert explicit.head.length_mode == "explicit"
+    assert explicit.head.length_terms[:, 0].tolist() == pytest.approx([term["terms"][k][0] for k in ("z", "z^2", "z^3")])
 
     out = _train(tmp_path / "removed", encoder, train, _length_pairs(20, 1), length_modes=["removed"], **kw)
     removed = load_judge(f"rm:{out}", axis="harmless")
@@ -209,14 +211,13 @@ def test_length_modes_explicit_term_is_reported_and_removed_is_length_free(tmp_p
     x = encoder.encode(items, [2], progress=False)["mean.2"]
     r_removed, r_explicit = removed.head.reward(x, lengths), explicit.head.reward(x, lengths)
     # The length-controlled reward is uncorrelated with every power of z on the train items (residualised) ...
-    z = LengthBasis(removed.head.length[3], removed.head.length[4]).z(lengths)
+    z = LengthBasis(*removed.head.basis).z(lengths)
     for power in (1, 2, 3):
         zc = z**power - (z**power).mean()
         corr = float((zc * (r_removed - r_removed.mean())).sum() / (zc.norm() * (r_removed - r_removed.mean()).norm()))
         assert abs(corr) < 1e-3, (power, corr)
     # ... and the explicit judge is the same fit plus exactly its reported length term.
-    w, m, sd = explicit.head.length[:3]
-    assert torch.allclose(r_explicit - r_removed, w * (z - m) / sd, atol=1e-4)
+    assert torch.allclose(r_explicit - r_removed, explicit.head.length_reward(lengths), atol=1e-4)
     with pytest.raises(AxialError, match="lengths are needed"):
         removed.head.reward(x)
 
