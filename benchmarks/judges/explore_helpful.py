@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--layers", default="2,4,6,8,10,12,14,16,18,20,22,24")
     ap.add_argument("--poolings", default="last,mean")
     ap.add_argument("--modes", default="free,explicit,removed,balanced")
-    ap.add_argument("--wds", default="0.001,0.01,0.1,1,10")
+    ap.add_argument("--wds", default="0.01,0.03,0.1,0.3,1")
     ap.add_argument("--max-length", type=int, default=1024)
     ap.add_argument("--max-response-tokens", type=int, default=256)
     ap.add_argument("--folds", type=int, default=5)
