@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,11 @@ class Row:
             raise RowError(field, "is empty")
         return value
 
-    def response(self, field: str) -> str:
+    def response(self, field: str, *, bool_as_text: bool = False) -> str:
         value = self._get(field, True)
+        if bool_as_text and isinstance(value, bool):
+            self.note(field, f"JSON boolean {str(value).lower()} read as the text '{value}' (kept)")
+            return str(value)
         if not isinstance(value, str):
             raise RowError(field, f"expected a string, got {_type(value)}")
         if not value.strip():
@@ -211,17 +215,49 @@ def _alpaca_eval(r: Row, axis: str | None) -> Record:
 def _alpaca_eval_annotations(r: Row, axis: str | None) -> Record:
     instruction = r.text("instruction")
     out1, out2 = r.response("output_1"), r.response("output_2")
-    p = r.number("preference")
-    # AlpacaEval: 1 = output_1 preferred, 2 = output_2, weighted annotators give a float in between;
-    # 0 and 1.5 are draws.
-    tie = p in (0.0, 1.5)
-    if not tie and not 1.0 <= p <= 2.0:
-        raise RowError("preference", f"expected a number in [1, 2] (or 0 for a draw), got {p}")
-    chosen_output = 2 if p > 1.5 else 1
+    # AlpacaEval: 1 = output_1 preferred, 2 = output_2, weighted annotators give a float in between; 0 and 1.5
+    # are draws (alpaca_eval's pairwise_to_winrate counts both as draws; in the GPT-4 annotations every 0 and
+    # 1.5 is a pair of identical outputs). null = the annotator's answer could not be parsed: alpaca_eval leaves
+    # such rows out of win rates, and so do axial's pairs, but the record is kept (and noted) so it is counted.
+    if r.data.get("preference") is None and "preference" in r.data:
+        r.used.add("preference")
+        r.note("preference", "no valid preference label (null; kept, left out of pairs)")
+        p, label = None, "none"
+    else:
+        p = r.number("preference")
+        if p not in (0.0, 1.5) and not 1.0 <= p <= 2.0:
+            raise RowError("preference", f"expected a number in [1, 2] (or 0 for a draw), got {p}")
+        label = "tie" if p in (0.0, 1.5) else "output_2" if p > 1.5 else "output_1"
+    chosen_output = 2 if label == "output_2" else 1
     chosen, rejected = (out2, out1) if chosen_output == 2 else (out1, out2)
-    meta = {"preference": p, "chosen_output": chosen_output, "tie": tie}
+    meta = {"preference": p, "chosen_output": chosen_output, "tie": label == "tie", "label": label}
     return PreferenceRecord(_user(instruction), chosen, rejected, axis=axis, id=r.default_id,
                             source=r.source, meta=meta | r.extras())
+
+
+def _pandalm(r: Row, axis: str | None) -> Record:
+    instruction = r.text("instruction", required=False)
+    extra_input = r.text("input", required=False)
+    prompt = "\n\n".join(t for t in (instruction, extra_input) if t.strip())
+    if not prompt:
+        raise RowError("instruction", "is empty (and so is input)")
+    if not instruction.strip():
+        # Upstream item 466 has instruction " " and input "Truthfulness": the input alone is the prompt.
+        r.note("instruction", "blank instruction; the input alone is the prompt (kept)")
+    # Six upstream responses are the JSON boolean true where the model answered "True" to a yes/no question.
+    responses = (r.response("response1", bool_as_text=True), r.response("response2", bool_as_text=True))
+    votes = [r.choice(f"annotator{i}", (0, 1, 2)) for i in (1, 2, 3)]
+    top, count = Counter(votes).most_common(1)[0]
+    # PandaLM's label is the majority of three annotators: 0 = tie, 1 = response1, 2 = response2. No majority
+    # (one vote each) is also a tie; the shared test set has none, but other files might.
+    majority = top if count >= 2 else 0
+    chosen_response = 2 if majority == 2 else 1
+    chosen, rejected = (responses[1], responses[0]) if chosen_response == 2 else responses
+    meta = {"annotators": votes, "majority": majority, "agreement": count, "tie": majority == 0,
+            "chosen_response": chosen_response,
+            "label": {0: "tie", 1: "response1", 2: "response2"}[majority]}
+    return PreferenceRecord(_user(prompt), chosen, rejected, axis=axis, id=r.default_id, source=r.source,
+                            meta=meta | r.extras())
 
 
 def _hh_rlhf(r: Row, axis: str | None) -> Record:
@@ -324,7 +360,12 @@ def _kind(name, record_type, convert, signature, axis, description, excludes=())
 KINDS: dict[str, Kind] = {k.name: k for k in (
     _kind("alpaca_eval_annotations", PreferenceRecord, _alpaca_eval_annotations,
           {"instruction", "output_1", "output_2", "preference"}, "helpful",
-          "AlpacaEval annotations JSON: instruction, output_1, output_2, preference (1 or 2, float)"),
+          "AlpacaEval annotations JSON/JSONL(.gz): instruction, output_1, output_2, preference (1 or 2, float; "
+          "0 / 1.5 draw; null = no valid label)"),
+    _kind("pandalm", PreferenceRecord, _pandalm,
+          {"instruction", "response1", "response2", "annotator1", "annotator2", "annotator3"}, "helpful",
+          "PandaLM test set JSON: instruction, input, response1, response2, annotator1..3 (0 tie, 1, 2); "
+          "chosen = the majority vote"),
     _kind("pku_saferlhf", PreferenceRecord, _pku_saferlhf,
           {"prompt", "response_0", "response_1", "safer_response_id"}, "harmless",
           "PKU-SafeRLHF: prompt, response_0, response_1, safer_response_id, better_response_id"),

@@ -29,16 +29,49 @@ def register(app: typer.Typer) -> None:
     @app.command("validate-judge")
     def validate_judge_cmd(
         axis: str = typer.Option(..., help="axis to validate on"),
-        judge: str = typer.Option("embedded", help=SPEC_HELP),
-        data: str | None = typer.Option(None, help="validation source (default: the axis's data under $AXIAL_DATA)"),
+        judge: list[str] = typer.Option(["embedded"], help=f"judge spec, repeatable: {SPEC_HELP}"),
+        data: list[str] = typer.Option(None, help="validation source, repeatable (default: the axis's data "
+                                                  "under $AXIAL_DATA)"),
+        split: list[str] = typer.Option(["test"], help="split per --data (one value applies to all): test, or "
+                                                       "all for data no judge was trained on (e.g. PandaLM)"),
         limit: int | None = typer.Option(None, help="validate on a deterministic subset of this many prompts"),
-        out: Path | None = typer.Option(None, help="write the result JSON here"),
+        max_pairs_per_prompt: int | None = typer.Option(None, help="deterministic subset of pairs per prompt"),
+        out: Path | None = typer.Option(None, help="write OUT.json (schema in axial.rewards.validate) and "
+                                                   "OUT.md / OUT.png beside it"),
+        record: bool = typer.Option(False, help="also write each rm: judge's results into its folder "
+                                                "(validation.json), so reports that load it quote them"),
     ) -> None:
-        """Agreement of a judge with human/GPT-4 labels on held-out (split=test) data, with a 95% CI."""
-        from axial.rewards.registry import load_judge
-        from axial.rewards.validate import format_validation, validate_judge
+        """Agreement of judges with human/GPT-4 labels on unseen pairs, beside the length-only baseline, with
+        95% CIs (all pairs, unequal lengths, length-balanced, shorter-wins)."""
+        import sys
 
-        result = validate_judge(load_judge(judge, axis=axis), axis, source=data, limit=limit)
-        typer.echo(format_validation(result))
+        from axial.errors import AxialError
+        from axial.rewards.pairs import default_source
+        from axial.rewards.registry import load_judge
+        from axial.rewards.validate import format_validation, validate_judges, write_validation
+
+        sources = list(data) if data else [default_source(axis)]
+        if len(split) not in (1, len(sources)):
+            raise AxialError(f"validate-judge: give one --split for all --data or one per --data; got "
+                             f"{len(split)} for {len(sources)}")
+        splits = split * len(sources) if len(split) == 1 else split
+        judges = []
+        for spec in judge:
+            j = load_judge(spec, axis=axis)
+            j.spec = spec
+            judges.append(j)
+        doc = validate_judges(judges, axis, list(zip(sources, splits, strict=True)), limit=limit,
+                              max_pairs_per_prompt=max_pairs_per_prompt,
+                              command="axial " + " ".join(sys.argv[1:]), progress=typer.echo)
+        for result in doc["results"]:
+            typer.echo(format_validation(result))
         if out is not None:
-            atomic_write_json(out, result)
+            for path in write_validation(doc, out):
+                typer.echo(f"wrote {path}")
+        if record:
+            for j in judges:
+                if j.kind == "rm" and j.path:
+                    mine = {**doc, "results": [r for r in doc["results"] if r["judge"]["name"] == j.name]}
+                    path = Path(j.path) / "validation.json"
+                    atomic_write_json(path, mine)
+                    typer.echo(f"wrote {path}")

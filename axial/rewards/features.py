@@ -183,8 +183,10 @@ def _first_layers(model, k: int):
 
 
 def cached_features(encoder: Encoder, items: Sequence[Item], layers: Sequence[int], cache_dir: Path | None,
-                    *, progress: bool = True, desc: str = "encode") -> dict[str, object]:
-    """Features for `items` (same keys as Encoder.encode), computing only what the cache lacks."""
+                    *, progress: bool = True, desc: str = "encode", encode_missing: bool = True) -> dict[str, object]:
+    """Features for `items` (same keys as Encoder.encode), computing only what the cache lacks.
+
+    encode_missing=False raises instead of encoding (analysis scripts that must not start a long job)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -205,6 +207,8 @@ def cached_features(encoder: Encoder, items: Sequence[Item], layers: Sequence[in
         for row, text_key in enumerate(meta["keys"]):
             known[text_key] = {k: tensors[k][row] for k in keys}
     missing = list(dict.fromkeys(it for it in items if it.key not in known))
+    if missing and not encode_missing:
+        raise AxialError(f"feature cache {root}: {len(missing)} of {len(items)} items are not encoded yet")
     if missing:
         bar = tqdm(total=len(missing), desc=desc, disable=not progress)
         for start in range(0, len(missing), CHUNK):

@@ -279,7 +279,65 @@ def test_pku_bad_fields(tmp_path, change, field):
     assert e.value.field == field
 
 
-@pytest.mark.parametrize("preference", [3.0, "high", None])
+def test_alpaca_eval_gpt4_jsonl_gz_ties_and_unlabelled_are_kept_and_counted(tmp_path):
+    base = {"instruction": "Q?", "output_1": "one", "output_2": "two", "generator_1": "text_davinci_003",
+            "generator_2": "m", "annotator": "alpaca_eval_gpt4", "dataset": "koala"}
+    rows = [base | {"preference": 2}, base | {"preference": "1.0"}, base | {"preference": 0},
+            base | {"preference": 1.5}, base | {"preference": None}]
+    p = tmp_path / "annotations.jsonl.gz"
+    p.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    res = load_records(p)
+    assert (res.kind, len(res), res.n_invalid) == ("alpaca_eval_annotations", 5, 0)
+    labels = [r.meta["label"] for r in res.records]
+    assert labels == ["output_2", "output_1", "tie", "tie", "none"]
+    assert res.records[0].chosen == "two" and res.records[1].chosen == "one"
+    assert res.records[4].meta["preference"] is None and res.records[4].meta["generator_2"] == "m"
+    (note,) = res.notes
+    assert (note.line, note.field) == (5, "preference") and "no valid preference" in note.reason
+
+
+def pandalm_row(**change):
+    return {"idx": 0, "motivation_app": "Gmail", "cmp_key": "a_b", "instruction": "Fix the typo.",
+            "input": "Helo", "response1": "Hello", "response2": "Help", "annotator1": 1, "annotator2": 1,
+            "annotator3": 2} | change
+
+
+def test_pandalm_majority_vote_input_and_boolean_responses(tmp_path):
+    p = tmp_path / "testset.json"
+    p.write_text(json.dumps([
+        pandalm_row(),
+        pandalm_row(annotator1=2, annotator2=0, annotator3=2, response2=True),
+        pandalm_row(annotator1=0, annotator2=0, annotator3=1, input=""),
+        pandalm_row(annotator1=0, annotator2=1, annotator3=2, instruction=" "),
+    ], indent=1))
+    res = load_records(p)
+    assert (res.kind, len(res), res.n_invalid) == ("pandalm", 4, 0)
+    first, second, tie, split_vote = res.records
+    assert first.messages == [{"role": "user", "content": "Fix the typo.\n\nHelo"}]
+    assert (first.chosen, first.rejected, first.meta["majority"], first.meta["agreement"]) == ("Hello", "Help", 1, 2)
+    assert first.meta["annotators"] == [1, 1, 2] and first.meta["cmp_key"] == "a_b" and first.axis == "helpful"
+    assert (second.chosen, second.rejected, second.meta["label"]) == ("True", "Hello", "response2")
+    assert tie.meta["tie"] and tie.prompt == "Fix the typo."
+    assert split_vote.meta["tie"] and split_vote.meta["majority"] == 0 and split_vote.prompt == "Helo"
+    assert sorted((n.field, n.reason) for n in res.notes) == [
+        ("instruction", "(item 3) blank instruction; the input alone is the prompt (kept)"),
+        ("response2", "(item 1) JSON boolean true read as the text 'True' (kept)")]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"annotator2": 3}, "annotator2"),
+    ({"annotator3": "x"}, "annotator3"),
+    ({"response1": 5}, "response1"),
+    ({"instruction": " ", "input": ""}, "instruction"),
+    ({"response2": None}, "response2"),
+])
+def test_pandalm_bad_fields(tmp_path, change, field):
+    with pytest.raises(DataError) as e:
+        load_records(jsonl(tmp_path / "p.jsonl", [pandalm_row(), pandalm_row(**change)]), kind="pandalm")
+    assert (e.value.field, e.value.line) == (field, 2)
+
+
+@pytest.mark.parametrize("preference", [3.0, "high"])
 def test_annotations_bad_preference(tmp_path, preference):
     row = {"instruction": "q", "output_1": "a", "output_2": "b", "preference": preference}
     with pytest.raises(DataError) as e:

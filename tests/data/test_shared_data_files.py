@@ -1,6 +1,7 @@
 """Every record file under ../shared/data parses with zero invalid records (skipped when the folder is absent)."""
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ FILES = [
     ("alpaca_eval/text_davinci_003_vs_gpt4_1106_preview_weighted_gpt4_turbo_annotations.json",
      "alpaca_eval_annotations", 805, 2),
     ("stanford_alpaca/alpaca_5000.json", "alpaca", 5000, 2),
+    # 61 null preferences (no valid label) + 10 empty responses
+    ("alpaca_eval/gpt4_annotations/annotations_alpaca_eval_gpt4.jsonl.gz", "alpaca_eval_annotations", 42665, 71),
+    # 54 empty responses + 6 boolean `true` responses + 1 blank instruction (item 466)
+    ("pandalm/testset-v1.json", "pandalm", 999, 61),
 ]
+# Not records: licences that travel with the data.
+OTHER = {"README.md", "pandalm/LICENSE"}
 # Leaderboard tables are results, not records: they must be refused, not misread.
 NOT_RECORDS = [
     "alpaca_eval/alpaca_eval_1_gpt4_leaderboard.csv",
@@ -39,7 +46,7 @@ def shared():
 
 def test_every_file_is_covered(shared):
     present = {p.relative_to(shared).as_posix() for p in shared.rglob("*") if p.is_file()}
-    assert present - {"README.md"} == {f[0] for f in FILES} | set(NOT_RECORDS)
+    assert present - OTHER == {f[0] for f in FILES} | set(NOT_RECORDS)
 
 
 @pytest.mark.parametrize("rel, kind, n, n_notes", FILES)
@@ -84,3 +91,25 @@ def test_builtin_sets_do_not_repeat_truthfulqa_questions(shared):
             words = _content_words(record.prompt)
             overlap = max(len(words & q) / len(words | q) for q in questions)
             assert overlap < 0.5, (record.id, record.prompt)
+
+
+def test_gpt4_annotation_labels_are_all_accounted_for(shared):
+    res = load_records(shared / FILES[6][0])
+    labels = Counter(r.meta["label"] for r in res.records)
+    # The data README's counts: 33,482 prefer output_2, 8,907 output_1; the other 276 are draws (preference 0 or
+    # 1.5: identical outputs) or have no valid label (null).
+    assert labels == {"output_2": 33482, "output_1": 8907, "tie": 215, "none": 61}
+    assert all(r.chosen == r.rejected for r in res.records if r.meta["label"] == "tie")
+
+
+def test_pandalm_majorities_and_length_baseline(shared):
+    # The figures the issue states: 887 non-tie pairs of unequal length, "longer wins" agrees on 67.5%, and on
+    # 60% of the 193 whose lengths differ by < 20% of the longer.
+    res = load_records(shared / FILES[7][0])
+    assert Counter(r.meta["label"] for r in res.records) == {"response2": 472, "response1": 422, "tie": 105}
+    pairs = [(len(r.chosen), len(r.rejected)) for r in res.records if not r.meta["tie"]]
+    unequal = [(c, x) for c, x in pairs if c != x]
+    balanced = [(c, x) for c, x in unequal if abs(c - x) < 0.2 * max(c, x)]
+    assert (len(unequal), len(balanced)) == (887, 193)
+    assert round(sum(c > x for c, x in unequal) / 887, 3) == 0.675
+    assert round(sum(c > x for c, x in balanced) / 193, 2) == 0.60

@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -128,3 +129,108 @@ def test_middle_layer_features_skip_later_layers_without_changing_values():
     assert not calls and len(model.model.layers) == 3 and model.config.num_hidden_layers == 3
     assert torch.allclose(full["last.1"], part["last.1"], atol=1e-5)
     assert torch.allclose(full["mean.1"], part["mean.1"], atol=1e-5)
+
+
+def test_train_prompts_are_recorded_and_guard_validation(tmp_path, encoder):
+    from axial.rewards.bradley_terry import PROMPTS_FILE, prompt_hash
+
+    pairs = _pairs(40, 0)
+    out = _train(tmp_path, encoder, pairs, _pairs(10, 1), layer=1, pooling="last")
+    saved = json.loads((out / PROMPTS_FILE).read_text())["prompts"]
+    assert sorted({prompt_hash(p.group) for p in pairs}) == saved
+    assert prompt_hash("  Question  0-1 ") == prompt_hash("question 0-1")
+    judge = load_judge(f"rm:{out}", axis="harmless")
+    assert judge.train_prompt_hashes == set(saved)
+
+
+def test_encoder_file_is_recorded_by_sha256_and_found_elsewhere(tmp_path, monkeypatch):
+    from axial.rewards.bradley_terry import encoder_identity, resolve_encoder
+
+    gguf = tmp_path / "orig" / "backbone.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"not really a model" * 100)
+    ident = encoder_identity(str(gguf))
+    assert ident["encoder_name"] == "backbone.gguf" and ident["encoder_bytes"] == 1800
+    assert len(ident["encoder_sha256"]) == 64 and encoder_identity("some/hub-id") == {}
+    cfg = RewardConfig(encoder=str(gguf), encoder_source="wheels x-part1..2", **ident)
+    assert resolve_encoder(cfg) == str(gguf)
+    # On another machine: the recorded path is gone, a copy sits in a folder named by $AXIAL_MODELS.
+    elsewhere = tmp_path / "models"
+    elsewhere.mkdir()
+    gguf.rename(elsewhere / "backbone.gguf")
+    monkeypatch.setenv("AXIAL_MODELS", str(elsewhere))
+    assert resolve_encoder(cfg) == str(elsewhere / "backbone.gguf")
+    # A different file under the same name is not accepted.
+    (elsewhere / "backbone.gguf").write_bytes(b"not really a modeX" * 100)  # same size, other bytes
+    with pytest.raises(AxialError, match="sha256 .*wheels x-part1..2"):
+        resolve_encoder(cfg)
+    # Folders and hub ids carry no file identity and resolve as given.
+    assert resolve_encoder(RewardConfig(encoder="org/model")) == "org/model"
+
+
+def _length_pairs(n: int, seed: int) -> list[Pair]:
+    """The chosen answer is always the longer one: a task length alone solves."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        prompt = [{"role": "user", "content": f"q {seed}-{i}"}]
+        words = [rng.choice(WORDS) for _ in range(8)]
+        out.append(Pair(Item.of(prompt, " ".join(words)), Item.of(prompt, " ".join(words[:2])), f"q {seed}-{i}"))
+    return out
+
+
+def test_length_balance_weights_make_longer_wins_uninformative():
+    from axial.rewards.bradley_terry import length_balance_weights
+
+    w = length_balance_weights([10, 10, 10, 1, 5], [1, 1, 1, 10, 5])  # 3 longer won, 1 shorter won, 1 equal
+    assert w.tolist() == pytest.approx([4 / 6, 4 / 6, 4 / 6, 2.0, 1.0])
+    assert float(w[:3].sum()) == pytest.approx(float(w[3]))
+
+
+def test_length_modes_explicit_term_is_reported_and_removed_is_length_free(tmp_path, encoder):
+    from axial.rewards.bradley_terry import LengthBasis
+
+    train = _length_pairs(80, 0)
+    kw = {"layer": 2, "pooling": "mean", "weight_decay": 0.01}
+    out = _train(tmp_path, encoder, train, _length_pairs(20, 1), length_modes=["explicit"], **kw)
+    cfg = RewardConfig.load(out / "reward_config.json")
+    term = cfg.metrics["length_term"]
+    assert cfg.length_modes == ["explicit"] and term["scored"] and term["residualised"]
+    assert term["train_agreement_length_terms_alone"] == 1.0
+    assert cfg.metrics["test"]["subsets"]["unequal_length"]["length"]["value"] == 1.0
+    explicit = load_judge(f"rm:{out}", axis="harmless")
+    assert explicit.head.length_mode == "explicit"
+    assert explicit.head.length_terms[:, 0].tolist() == pytest.approx([term["terms"][k][0] for k in ("z", "z^2", "z^3")])
+
+    out = _train(tmp_path / "removed", encoder, train, _length_pairs(20, 1), length_modes=["removed"], **kw)
+    removed = load_judge(f"rm:{out}", axis="harmless")
+    assert removed.head.length_mode == "removed" and torch.equal(removed.head.weight, explicit.head.weight)
+
+    items = list(dict.fromkeys(it for p in train for it in (p.chosen, p.rejected)))
+    lengths = [len(it.response) for it in items]
+    x = encoder.encode(items, [2], progress=False)["mean.2"]
+    r_removed, r_explicit = removed.head.reward(x, lengths), explicit.head.reward(x, lengths)
+    # The length-controlled reward is uncorrelated with every power of z on the train items (residualised) ...
+    z = LengthBasis(*removed.head.basis).z(lengths)
+    for power in (1, 2, 3):
+        zc = z**power - (z**power).mean()
+        corr = float((zc * (r_removed - r_removed.mean())).sum() / (zc.norm() * (r_removed - r_removed.mean()).norm()))
+        assert abs(corr) < 1e-3, (power, corr)
+    # ... and the explicit judge is the same fit plus exactly its reported length term.
+    assert torch.allclose(r_explicit - r_removed, explicit.head.length_reward(lengths), atol=1e-4)
+    with pytest.raises(AxialError, match="lengths are needed"):
+        removed.head.reward(x)
+
+
+def test_cv_grid_covers_every_length_mode_and_the_balanced_criterion(tmp_path, encoder):
+    out = _train(tmp_path, encoder, _pairs(60, 0), _pairs(20, 1), layer=2, pooling="mean",
+                 length_modes=["free", "explicit", "removed", "balanced"], weight_decay=0.1, criterion="loss")
+    cfg = RewardConfig.load(out / "reward_config.json")
+    grid = cfg.metrics["selection"]["grid"]
+    assert sorted(g["length_mode"] for g in grid) == ["balanced", "explicit", "free", "removed"]
+    assert cfg.length_modes == [cfg.metrics["selection"]["best"]["length_mode"]]
+    assert all({"cv_balanced_accuracy", "cv_shorter_wins_accuracy"} <= set(g) for g in grid)
+    with pytest.raises(AxialError, match="length_modes"):
+        RewardConfig(length_modes=["sometimes"])
+    with pytest.raises(AxialError, match="criterion"):
+        RewardConfig(criterion="vibes")
