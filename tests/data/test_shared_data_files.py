@@ -11,19 +11,24 @@ from axial.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
-# path, kind, records, notes (empty responses kept / merged turns, see axial.data.kinds)
+# path, kind, records, notes (empty responses kept / merged turns, see axial.data.kinds), records whose content
+# (prompt and responses, not labels or generators: axial.data.records.content_key) repeats an earlier record
 FILES = [
-    ("truthfulqa/TruthfulQA.csv", "truthfulqa", 817, 0),
-    ("hh-rlhf/harmless-base_test_dev.jsonl", "hh_rlhf", 1156, 8),
-    ("alpaca_eval/text_davinci_003_model_outputs.json", "alpaca_eval", 805, 2),
-    ("alpaca_eval/gpt4_1106_preview_model_outputs.json", "alpaca_eval", 805, 0),
+    ("truthfulqa/TruthfulQA.csv", "truthfulqa", 817, 0, 0),
+    ("hh-rlhf/harmless-base_test_dev.jsonl", "hh_rlhf", 1156, 8, 0),
+    ("alpaca_eval/text_davinci_003_model_outputs.json", "alpaca_eval", 805, 2, 0),
+    ("alpaca_eval/gpt4_1106_preview_model_outputs.json", "alpaca_eval", 805, 0, 0),
     ("alpaca_eval/text_davinci_003_vs_gpt4_1106_preview_weighted_gpt4_turbo_annotations.json",
-     "alpaca_eval_annotations", 805, 2),
-    ("stanford_alpaca/alpaca_5000.json", "alpaca", 5000, 2),
-    # 61 null preferences (no valid label) + 10 empty responses
-    ("alpaca_eval/gpt4_annotations/annotations_alpaca_eval_gpt4.jsonl.gz", "alpaca_eval_annotations", 42665, 71),
-    # 54 empty responses + 6 boolean `true` responses + 1 blank instruction (item 466)
-    ("pandalm/testset-v1.json", "pandalm", 999, 61),
+     "alpaca_eval_annotations", 805, 2, 0),
+    ("stanford_alpaca/alpaca_5000.json", "alpaca", 5000, 2, 0),
+    # 61 null preferences (no valid label) + 10 empty responses. Same content: 805 are falcon-40b-instruct's
+    # annotations present twice; the rest are the same two texts compared again under other generators' names
+    # (load_pairs keeps those as separate labelled comparisons and drops only records identical in every field).
+    ("alpaca_eval/gpt4_annotations/annotations_alpaca_eval_gpt4.jsonl.gz", "alpaca_eval_annotations", 42665, 71,
+     1219),
+    # 54 empty responses + 6 boolean `true` responses + 1 blank instruction (item 466). Same content: two models
+    # gave the same answers to one instruction; each comparison was labelled by the annotators.
+    ("pandalm/testset-v1.json", "pandalm", 999, 61, 134),
 ]
 # Not records: licences that travel with the data.
 OTHER = {"README.md", "pandalm/LICENSE"}
@@ -49,10 +54,11 @@ def test_every_file_is_covered(shared):
     assert present - OTHER == {f[0] for f in FILES} | set(NOT_RECORDS)
 
 
-@pytest.mark.parametrize("rel, kind, n, n_notes", FILES)
-def test_file_parses_with_zero_errors(shared, rel, kind, n, n_notes):
+@pytest.mark.parametrize("rel, kind, n, n_notes, n_same_content", FILES)
+def test_file_parses_with_zero_errors(shared, rel, kind, n, n_notes, n_same_content):
     res = load_records(shared / rel)
-    assert (res.kind, len(res), res.n_invalid, len(res.notes), res.n_duplicates) == (kind, n, 0, n_notes, 0)
+    assert (res.kind, len(res), res.n_invalid, len(res.notes), res.n_duplicates) == (kind, n, 0, n_notes,
+                                                                                       n_same_content)
 
 
 @pytest.mark.parametrize("rel", NOT_RECORDS)
