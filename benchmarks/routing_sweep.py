@@ -3,7 +3,7 @@ held-out prompts by its own bench and judge (axial.evaluate.pareto.bench_scorer)
 
     python benchmarks/routing_sweep.py --out benchmarks/results/routing/sweep \\
         --experts E/helpful,E/harmless,E/honest --hoe-set benchmarks/results/routing/hoe --n 100 \\
-        --judge helpful=SPEC --judge harmless=SPEC --judge honest=SPEC [--metric honest=p_true]
+        --judge helpful=SPEC --judge harmless=SPEC --judge honest=SPEC [--metric honest=bleu_diff]
 
 Axes: helpful = AlpacaEval instructions (test half) judged against text-davinci-003's reference answers (the
 `alpaca` bench; per-item score: the soft preference for the model's answer); harmless = HH-RLHF harmless
@@ -30,7 +30,7 @@ from axial.variants import VariantSpec, load_variant
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 AXIS_BENCH = {"helpful": ("alpaca", "alpaca_eval/text_davinci_003_model_outputs.json", "preference"),
               "harmless": ("harmless", "hh-rlhf/harmless-base_test_dev.jsonl", "p_safe"),
-              "honest": ("truthfulqa_gen", "truthfulqa/TruthfulQA.csv", "p_true")}
+              "honest": ("truthfulqa_gen", "truthfulqa/TruthfulQA.csv", "bleu_diff")}
 
 
 def main() -> None:

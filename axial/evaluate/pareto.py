@@ -200,9 +200,12 @@ def pareto(mixture, axes: Sequence[str], score: Scorer, config: ParetoConfig | N
 
 def generate_for_sources(variant, prompts: Sequence, sources: Sequence[Source], gen, *,
                          cache: str | Path | None = None, progress: bool = True,
-                         desc: str = "sources") -> dict[str, list[str]]:
+                         desc: str = "sources", generate=None) -> dict[str, list[str]]:
     """{source spec: one greedy response per prompt} for every source. Rows of several sources share a batch
-    (one source per row), and each finished source is appended to `cache` (JSONL), so a killed run resumes."""
+    (one source per row), and each finished source is appended to `cache` (JSONL), so a killed run resumes.
+    `generate(prompts)`, when given, produces the responses of the mixture's current source instead (for
+    benches with their own prompting, e.g. truthfulqa_gen's primer + plain completion); sources then run
+    one after another."""
     from axial.generate import generate_responses
 
     prompts = list(prompts)
@@ -213,6 +216,14 @@ def generate_for_sources(variant, prompts: Sequence, sources: Sequence[Source], 
             if len(row["responses"]) == len(prompts):
                 done[row["source"]] = row["responses"]
     todo = list({s.spec(): s for s in sources if s.spec() not in done}.values())
+    if generate is not None:
+        for s in tqdm(todo, desc=desc, unit="source", disable=not progress):
+            with variant.mixture.using(s):
+                done[s.spec()] = list(generate(prompts))
+            if path is not None:
+                append_jsonl(path, [{"source": s.spec(), "responses": done[s.spec()]}])
+        variant.activate()
+        return {s.spec(): done[s.spec()] for s in sources}
     # Enough sources per chunk for a few full batches, so a checkpoint comes every few batches.
     per_chunk = max(1, gen.batch_size * 4 // max(1, len(prompts)))
     for i in tqdm(range(0, len(todo), per_chunk), desc=desc, unit="chunk", disable=not progress):
@@ -257,7 +268,7 @@ def generation_scorer(variant, prompts: Sequence, judges: dict, gen=None, *, cac
 class AxisBench:
     """How one axis is scored in a sweep: an axial.evaluate bench, its held-out items (the same for every
     point), the per-item score it reports that the sweep uses (e.g. harmless: p_safe; alpaca: preference;
-    truthfulqa_gen: p_true), and how many tokens each answer may have."""
+    truthfulqa_gen: bleu_acc or bleu_diff), and how many tokens each answer may have."""
 
     bench: str
     items: list[dict]
@@ -272,7 +283,7 @@ def bench_scorer(variant, axes: dict[str, AxisBench], eval_config, out: str | Pa
     every axis' prompts. Generations go to OUT/generations_<axis>.jsonl and judged scores to
     OUT/scores_<axis>.jsonl (both resumable). Every axis must hold the same number of items (the sweep's
     paired bootstrap draws item i of every axis together)."""
-    from axial.evaluate.benches import RunContext, get_bench
+    from axial.evaluate.benches import GenerativeBench, RunContext, get_bench
     from axial.evaluate.harness import _Judges
     from axial.generate import GenerationConfig
 
@@ -288,9 +299,13 @@ def bench_scorer(variant, axes: dict[str, AxisBench], eval_config, out: str | Pa
         for axis, ab in axes.items():
             bench = get_bench(ab.bench)
             gen = GenerationConfig(max_new_tokens=ab.max_new_tokens, batch_size=batch_size, seed=eval_config.seed)
-            responses = generate_for_sources(variant, [it["messages"] for it in ab.items], sources, gen,
-                                             cache=out / f"generations_{axis}.jsonl", progress=progress,
-                                             desc=f"{axis}: generate")
+            # Chat benches batch rows of several sources together; a bench with its own prompting (truthfulqa_gen)
+            # generates through its own `generate`, exactly as `axial eval` does.
+            own = None if type(bench).generate is GenerativeBench.generate else (
+                lambda items, bench=bench, gen=gen: bench.generate(variant, list(items), gen))
+            responses = generate_for_sources(variant, ab.items if own else [it["messages"] for it in ab.items],
+                                             sources, gen, cache=out / f"generations_{axis}.jsonl",
+                                             progress=progress, desc=f"{axis}: generate", generate=own)
             cache = out / f"scores_{axis}.jsonl"
             scored = {row["source"]: row["scores"] for row in read_jsonl_resumable(cache)
                       if len(row["scores"]) == len(ab.items)}

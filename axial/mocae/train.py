@@ -118,9 +118,11 @@ class RouterConfig(Config):
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
             raise AxialError(f"RouterConfig.objective: must be one of {list(OBJECTIVES)}, got '{self.objective}'")
-        if self.max_response_tokens >= self.max_length:
+        # Only the preference objective scores responses; the source objective reads prompts (and a few
+        # teacher-forced tokens) within max_length alone.
+        if self.objective == "preference" and self.max_response_tokens >= self.max_length:
             raise AxialError(f"RouterConfig.max_response_tokens ({self.max_response_tokens}) must be below "
-                             f"max_length ({self.max_length}): the prompt needs tokens too")
+                             f"max_length ({self.max_length}) for objective=preference: the prompt needs tokens too")
         for name in ("steps", "pair_batch_size", "pairs_per_prompt", "max_response_tokens", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise AxialError(f"RouterConfig.{name}: must be >= 1, got {getattr(self, name)}")

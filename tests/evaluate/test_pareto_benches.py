@@ -57,7 +57,7 @@ def test_bench_scorer_sweeps_a_hoe_set_per_axis_and_resumes(tmp_path, tiny_model
             "truthfulqa_gen": [QARecord(f"Is {i} odd?", "maybe", ["yes"], ["no"], id=str(i)) for i in range(8)]}
     axes = {}
     for axis, (bench, metric) in {"helpful": ("alpaca", "preference"), "harmless": ("harmless", "p_safe"),
-                                  "honest": ("truthfulqa_gen", "p_true")}.items():
+                                  "honest": ("truthfulqa_gen", "bleu_acc")}.items():
         items, _ = load_bench_items(get_bench(bench), data[bench], "all", 5, 0)
         axes[axis] = AxisBench(bench, items, metric, max_new_tokens=3)
     variant = load_variant(VariantSpec(model=str(tiny_model_dir), experts=experts, dtype="fp32", device="cpu"))
@@ -80,5 +80,5 @@ def test_bench_scorer_sweeps_a_hoe_set_per_axis_and_resumes(tmp_path, tiny_model
     assert {a: len((out / f"generations_{a}.jsonl").read_text().splitlines()) for a in AXES} == lines
     assert {a: j.calls for a, j in judges.items()} == calls
     with pytest.raises(Exception, match="same number of items"):
-        bench_scorer(variant, {**axes, "honest": AxisBench("truthfulqa_gen", axes["honest"].items[:2], "p_true")},
+        bench_scorer(variant, {**axes, "honest": AxisBench("truthfulqa_gen", axes["honest"].items[:2], "bleu_acc")},
                      cfg, out)
