@@ -116,7 +116,14 @@ def convex_weights(target: Sequence[float], points: np.ndarray, n_nearest: int |
     for n in range(n0, len(points) + 1):
         sel = order[:n]
         M = np.vstack([points[sel].T, rho * np.ones(n)])
-        x, _ = nnls(M, np.append(t, rho))
+        try:
+            x, _ = nnls(M, np.append(t, rho))
+        except RuntimeError:
+            # scipy 1.12-1.13's nnls can stop at its iteration limit on this (well-posed) problem; the
+            # bounded least-squares solver gives the same active-set solution.
+            from scipy.optimize import lsq_linear
+
+            x = lsq_linear(M, np.append(t, rho), bounds=(0.0, np.inf), method="bvls", tol=1e-12).x
         x = x / x.sum()
         residual = float(np.linalg.norm(points[sel].T @ x - t))
         if residual <= tol or n == len(points):
