@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         split: list[str] = typer.Option(["test"], help="split per --data (one value applies to all): test, or "
                                                        "all for data no judge was trained on (e.g. PandaLM)"),
         limit: int | None = typer.Option(None, help="validate on a deterministic subset of this many prompts"),
-        max_pairs_per_prompt: int | None = typer.Option(None, help="deterministic subset of pairs per prompt"),
+        max_pairs_per_prompt: list[str] = typer.Option(None, help="deterministic subset of at most this many "
+                                                                  "pairs per prompt, per --data (one value "
+                                                                  "applies to all); 'all' = every pair"),
         out: Path | None = typer.Option(None, help="write OUT.json (schema in axial.rewards.validate) and "
                                                    "OUT.md / OUT.png beside it"),
         record: bool = typer.Option(False, help="also write each rm: judge's results into its folder "
@@ -55,13 +57,18 @@ def register(app: typer.Typer) -> None:
             raise AxialError(f"validate-judge: give one --split for all --data or one per --data; got "
                              f"{len(split)} for {len(sources)}")
         splits = split * len(sources) if len(split) == 1 else split
+        caps_given = list(max_pairs_per_prompt) if max_pairs_per_prompt else ["all"]
+        if len(caps_given) not in (1, len(sources)):
+            raise AxialError(f"validate-judge: give one --max-pairs-per-prompt for all --data or one per --data; "
+                             f"got {len(caps_given)} for {len(sources)}")
+        caps = [_cap(c) for c in (caps_given * len(sources) if len(caps_given) == 1 else caps_given)]
         judges = []
         for spec in judge:
             j = load_judge(spec, axis=axis)
             j.spec = spec
             judges.append(j)
         doc = validate_judges(judges, axis, list(zip(sources, splits, strict=True)), limit=limit,
-                              max_pairs_per_prompt=max_pairs_per_prompt,
+                              max_pairs_per_prompt=caps,
                               command="axial " + " ".join(sys.argv[1:]), progress=typer.echo)
         for result in doc["results"]:
             typer.echo(format_validation(result))
@@ -75,3 +82,17 @@ def register(app: typer.Typer) -> None:
                     path = Path(j.path) / "validation.json"
                     atomic_write_json(path, mine)
                     typer.echo(f"wrote {path}")
+
+
+def _cap(value: str) -> int | None:
+    from axial.errors import AxialError
+
+    if value.strip().lower() == "all":
+        return None
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise AxialError(f"validate-judge --max-pairs-per-prompt: give a whole number >= 1 or 'all', got '{value}'")
+    return cap

@@ -252,16 +252,27 @@ def _fmt(m: dict[str, Any], *, signed: bool = False) -> str:
 # ---- many judges x many data sources: the document `axial validate-judge` writes -----------------------------
 
 def validate_judges(judges: Sequence[Judge], axis: str, sources: Sequence[tuple[str, str]], *,
-                    limit: int | None = None, max_pairs_per_prompt: int | None = None, seed: int = 0,
-                    command: str | None = None, cache_dir: Path | None = None, progress=None) -> dict[str, Any]:
-    """The schema-2 document for every judge on every (source, split)."""
+                    limit: int | None = None, max_pairs_per_prompt: int | None | Sequence[int | None] = None,
+                    seed: int = 0, command: str | None = None, cache_dir: Path | None = None,
+                    progress=None) -> dict[str, Any]:
+    """The schema-2 document for every judge on every (source, split).
+
+    max_pairs_per_prompt: one value for every source, or one per source (None = every pair), e.g. all of
+    PandaLM beside one pair per instruction of AlpacaEval's GPT-4 file in one document."""
+    if isinstance(max_pairs_per_prompt, int | None):
+        caps = [max_pairs_per_prompt] * len(sources)
+    else:
+        caps = list(max_pairs_per_prompt)
+        if len(caps) != len(sources):
+            raise AxialError(f"validate_judges: {len(caps)} max_pairs_per_prompt values for {len(sources)} "
+                             "sources; give one for all or one per source")
     results = []
     for judge in judges:
-        for source, split in sources:
+        for (source, split), cap in zip(sources, caps, strict=True):
             if progress:
                 progress(f"validating {judge.name} on {source} (split={split})")
             results.append(validate_judge(judge, axis, source, limit, seed, split=split,
-                                          max_pairs_per_prompt=max_pairs_per_prompt, cache_dir=cache_dir))
+                                          max_pairs_per_prompt=cap, cache_dir=cache_dir))
     return {"schema": SCHEMA, "axis": axis, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "command": command, "results": results}
 

@@ -67,3 +67,21 @@ def test_validate_judge_cli_many_sources_splits_and_record(tmp_path, tiny_model_
     with pytest.raises(SystemExit) as e:
         main(["validate-judge", "--axis", "harmless", "--judge", f"rm:{out}", "--data", str(data), "--split", "all"])
     assert e.value.code == 2 and "27 prompt(s)" in capsys.readouterr().err
+
+
+def test_validate_judge_cli_max_pairs_per_prompt_per_data(tmp_path, capsys, monkeypatch):
+    from test_validate import LengthJudge, _annotations, _pandalm
+
+    from axial.rewards import registry
+
+    monkeypatch.setitem(registry.JUDGE_KINDS, "length", (lambda _arg, axis: LengthJudge(axis), None))
+    gpt4, pl = _annotations(tmp_path / "a.jsonl.gz"), _pandalm(tmp_path / "pandalm.json")
+    result = tmp_path / "v.json"
+    main(["validate-judge", "--axis", "helpful", "--judge", "length", "--data", str(pl), "--split", "all",
+          "--max-pairs-per-prompt", "all", "--data", str(gpt4), "--max-pairs-per-prompt", "1", "--out", str(result)])
+    assert [r["n"] for r in json.loads(result.read_text())["results"]] == [30, 20]
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit) as e:
+            main(["validate-judge", "--axis", "helpful", "--judge", "length", "--data", str(pl), "--split", "all",
+                  "--max-pairs-per-prompt", bad])
+        assert e.value.code == 2 and "--max-pairs-per-prompt" in capsys.readouterr().err

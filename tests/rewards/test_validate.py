@@ -188,3 +188,29 @@ def test_a_reward_model_is_never_validated_on_its_training_prompts(tmp_path):
 
     with pytest.raises(AxialError, match="split=test only"):
         validate_judge(Trained("helpful"), "helpful", source=str(src), split="all")
+
+
+def _annotations(path, n_prompts=20, models=("m1", "m2", "m3", "m4")):
+    """AlpacaEval GPT-4 annotation records: several pairs per instruction."""
+    import gzip
+
+    rows = [{"instruction": f"instruction {i}", "output_1": f"reference {i}", "output_2": f"{m} says {i}",
+             "generator_1": "ref", "generator_2": m, "annotator": "gpt4", "preference": 2}
+            for i in range(n_prompts) for m in models]
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    return path
+
+
+def test_max_pairs_per_prompt_per_source(tmp_path):
+    gpt4 = str(_annotations(tmp_path / "a.jsonl.gz"))  # 20 prompts x 4 pairs each
+    pl = str(_pandalm(tmp_path / "pandalm.json"))
+    doc = validate_judges([LengthJudge("helpful")], "helpful", [(pl, "all"), (gpt4, "all")],
+                          max_pairs_per_prompt=[None, 1])
+    assert [r["n"] for r in doc["results"]] == [30, 20]
+    assert [r["max_pairs_per_prompt"] for r in doc["results"]] == [None, 1]
+    one_for_all = validate_judges([LengthJudge("helpful")], "helpful", [(pl, "all"), (gpt4, "all")],
+                                  max_pairs_per_prompt=2)
+    assert [r["n"] for r in one_for_all["results"]] == [30, 40]
+    with pytest.raises(AxialError, match="2 sources"):
+        validate_judges([LengthJudge("helpful")], "helpful", [(pl, "all"), (gpt4, "all")],
+                        max_pairs_per_prompt=[1])
