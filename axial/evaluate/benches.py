@@ -64,6 +64,15 @@ def first_user_message(record, source: str) -> str:
     raise DataError("record has no non-empty user message", path=source, field=f"messages (id {record.id!r})")
 
 
+def _first_turn_items(records, source: str) -> list[dict[str, Any]]:
+    """One single-turn item per record: its first user message."""
+    items = []
+    for r in records:
+        prompt = first_user_message(r, source)
+        items.append({"id": item_id(prompt), "messages": [{"role": "user", "content": prompt}]})
+    return items
+
+
 class Bench:
     name = ""
     axis = ""
@@ -280,11 +289,7 @@ class Harmless(GenerativeBench):
 
     def items_from_records(self, records, source):
         # The harmful request is the first human turn; later turns depend on the original assistant replies.
-        out = []
-        for r in records:
-            prompt = first_user_message(r, source)
-            out.append({"id": item_id(prompt), "messages": [{"role": "user", "content": prompt}]})
-        return out
+        return _first_turn_items(records, source)
 
     def score(self, ctx, items, responses):
         p_safe = ctx.get_judge(self.axis).score([it["messages"] for it in items], responses)
@@ -314,11 +319,7 @@ class OverRefusal(GenerativeBench):
     headline = ("over_refusal_rate",)
 
     def items_from_records(self, records, source):
-        out = []
-        for r in records:
-            prompt = first_user_message(r, source)
-            out.append({"id": item_id(prompt), "messages": [{"role": "user", "content": prompt}]})
-        return out
+        return _first_turn_items(records, source)
 
     def responses_store(self, ctx, variant, gen_cfg):
         if ctx.config.source_for("alpaca") == ctx.settings.get("source"):

@@ -33,7 +33,6 @@ resumes with the same command.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +115,9 @@ def train_hoe(cfg: HoEConfig, *, base=None) -> Path:
     """Train the router experts and write DIR (see the module docstring); `base=(model, tokenizer)` reuses a
     loaded base model. Returns DIR."""
     from axial.baseref import base_reference
+    from axial.distributed import world
     from axial.hoe.experts import anchor_name, default_anchor_preferences, expert_positions, nearest_experts
-    from axial.mixture import GateConfig, Mixture
+    from axial.mixture import GateConfig
     from axial.mixture.resolved import Routed, Static
     from axial.mocae import objective as obj
     from axial.mocae.pairs import preference_pairs, source_axis
@@ -126,8 +126,8 @@ def train_hoe(cfg: HoEConfig, *, base=None) -> Path:
     from axial.mocae.train import decoder_layers, load_base_and_mixture, reference_settings
     from axial.preference.preference import parse_preference
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise AxialError(f"train-hoe runs in one process ({os.environ['WORLD_SIZE']} were launched): its "
+    if world()[1] > 1:
+        raise AxialError(f"train-hoe runs in one process ({world()[1]} were launched): its "
                          "data-parallel path is not built yet; run it without torchrun/accelerate")
     if len(cfg.experts) < 2:
         raise AxialError(f"HoEConfig.experts: at least two expert adapter folders are needed, got {cfg.experts}")
@@ -141,11 +141,7 @@ def train_hoe(cfg: HoEConfig, *, base=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "hoe_config.json")
     t0 = time.time()
-    if base is None:
-        model, tok, mixture = load_base_and_mixture(cfg.model, cfg.dtype, cfg.experts)
-    else:
-        model, tok = base
-        mixture = Mixture.attach(model, cfg.experts)
+    model, tok, mixture = load_base_and_mixture(cfg.model, cfg.dtype, cfg.experts, base)
     torch.manual_seed(cfg.seed)
     try:
         names = mixture.expert_names

@@ -442,12 +442,16 @@ def _cached_features(path: Path, fingerprint: str) -> dict[str, torch.Tensor] | 
     return load_file(str(path))
 
 
-def load_base_and_mixture(model_spec: str, dtype: str, expert_dirs: list[str]):
+def load_base_and_mixture(model_spec: str, dtype: str, expert_dirs: list[str], base=None):
+    """(model, tokenizer, mixture of `expert_dirs`); `base=(model, tokenizer)` reuses a loaded base model."""
     from axial.mixture import Mixture
     from axial.models import load_model
 
-    model, tok = load_model(model_spec, dtype=dtype)
-    model.eval().requires_grad_(False)
+    if base is None:
+        model, tok = load_model(model_spec, dtype=dtype)
+        model.eval().requires_grad_(False)
+    else:
+        model, tok = base
     return model, tok, Mixture.attach(model, expert_dirs)
 
 
@@ -455,7 +459,7 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
     """Train, save and return the router folder. `base=(model, tokenizer)` reuses a loaded base model."""
     from safetensors.torch import save_file
 
-    from axial.mixture import GateConfig, Mixture
+    from axial.mixture import GateConfig
 
     if not cfg.experts:
         raise AxialError("RouterConfig.experts: at least two expert adapter folders are needed")
@@ -465,6 +469,9 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
         raise AxialError("RouterConfig.out: required (output folder)")
     check_launch()
     rank, world_size = init_distributed()
+    if cfg.objective == "preference" and world_size > 1:
+        raise AxialError(f"train-router objective=preference runs in one process ({world_size} were launched): "
+                         "its data-parallel path is not built yet; run it without torchrun/accelerate")
     out = Path(cfg.out)
     if (out / "mocae.json").exists() and not cfg.overwrite:
         raise AxialError(f"{out} already holds a router; pass overwrite=true to replace it")
@@ -473,17 +480,9 @@ def train_router(cfg: RouterConfig, *, base=None) -> Path:
     if rank == 0:
         cfg.save(out / "router_config.json")
     t0 = time.time()
-    if base is None:
-        model, tok, mixture = load_base_and_mixture(cfg.model, cfg.dtype, cfg.experts)
-    else:
-        model, tok = base
-        mixture = Mixture.attach(model, cfg.experts)
+    model, tok, mixture = load_base_and_mixture(cfg.model, cfg.dtype, cfg.experts, base)
     torch.manual_seed(cfg.seed)
     if cfg.objective == "preference":
-        if world_size > 1:
-            mixture.detach()
-            raise AxialError(f"train-router objective=preference runs in one process ({world_size} were launched): "
-                             "its data-parallel path is not built yet; run it without torchrun/accelerate")
         try:
             return _train_preference(cfg, model, tok, mixture, out, t0)
         finally:
