@@ -11,7 +11,8 @@ mixture prefer `chosen` when the prompt is one where that axis matters. Sources 
     builtin:AXIS    the package's small hand-written pairs for that axis (demo data, not a benchmark)
 
 Only the dataset's train half is read (`split="train"` of axial.data's hash split by prompt), so every test half
-stays untouched for evaluation. Inside it the same second hash split as the source-label router
+stays untouched for evaluation; `part="test"` reads that test half instead, whole (what benchmarks score
+held-out pairs on, e.g. benchmarks/routing_sweep_pairs.py). Inside the train half the same second hash split as the source-label router
 (axial.mocae.data, salt `mocae-router`) holds out `heldout_fraction` of the prompts: `part="train"` trains the
 router, `heldout` (split again into `calibration` / `report`) calibrates and reports it.
 
@@ -88,8 +89,8 @@ def source_axis(source: str) -> str:
     return m["axis"]
 
 
-def _read(source: str) -> tuple[str, list, int]:
-    """(axis, records of the train half, records the reader could not parse).
+def _read(source: str, split: str = "train") -> tuple[str, list, int]:
+    """(axis, records of the `split` half, records the reader could not parse).
 
     The one place that reads pair files. Unparseable records are skipped and counted rather than fatal because
     the AlpacaEval GPT-4 annotations carry 249 records with no valid label (null), which this reader refuses.
@@ -99,7 +100,7 @@ def _read(source: str) -> tuple[str, list, int]:
     axis = source_axis(source)
     if source.startswith("builtin:"):
         return axis, builtin_axis_set(axis, kind="preference"), 0
-    loaded = load_records(source.partition("=")[2], split="train", axis=axis, skip_invalid=True)
+    loaded = load_records(source.partition("=")[2], split=split, axis=axis, skip_invalid=True)
     return axis, loaded.records, loaded.n_invalid
 
 
@@ -110,13 +111,17 @@ def _pair_rank(pair: PreferencePair, seed: int) -> str:
 def preference_pairs(sources: list[str], axes: list[str], part: str, *, heldout_fraction: float = 0.3,
                      per_axis_limit: int | None = None, pairs_per_prompt: int | None = 2,
                      seed: int = 0) -> PairSet:
-    """The pairs of one part (train | heldout | calibration | report) with at most `per_axis_limit` prompts per
-    axis (seeded hash order, so a larger limit gives a superset) and `pairs_per_prompt` pairs per prompt."""
+    """The pairs of one part (train | heldout | calibration | report of the train half, or test: the test half)
+    with at most `per_axis_limit` prompts per axis (seeded hash order, so a larger limit gives a superset) and
+    `pairs_per_prompt` pairs per prompt."""
     from axial.data.records import PreferenceRecord, QARecord
     from axial.stats import hash_order
 
-    if part not in PARTS:
-        raise AxialError(f"pair data part '{part}': expected one of {list(PARTS)}")
+    if part not in (*PARTS, "test"):
+        raise AxialError(f"pair data part '{part}': expected one of {[*PARTS, 'test']}")
+    if part == "test" and any(s.startswith("builtin:") for s in sources):
+        raise AxialError("pair data part 'test': built-in pairs have no test half (they are demo data); "
+                         "give AXIS=PATH sources")
     if not sources:
         raise AxialError("pair data: no sources given (e.g. harmless=hh-rlhf/harmless-base_test_dev.jsonl)")
     if pairs_per_prompt is not None and pairs_per_prompt < 1:
@@ -124,7 +129,7 @@ def preference_pairs(sources: list[str], axes: list[str], part: str, *, heldout_
     by_prompt: dict[str, dict[str, list[PreferencePair]]] = {a: {} for a in axes}
     excluded: dict[str, dict[str, int]] = {}
     for source in sources:
-        axis, records, n_invalid = _read(source)
+        axis, records, n_invalid = _read(source, "test" if part == "test" else "train")
         if axis not in by_prompt:
             raise AxialError(f"pair source '{source}': axis '{axis}' is not one of the router's axes {axes}")
         skipped = excluded.setdefault(source, {})
@@ -136,8 +141,7 @@ def preference_pairs(sources: list[str], axes: list[str], part: str, *, heldout_
             skip("record not readable (e.g. no valid label)", n_invalid)
         for record in records:
             key = split_key(record)
-            side = hash_split(key, heldout_fraction, ROUTER_SALT)
-            if (part == "train") != (side == "train"):
+            if part != "test" and (part == "train") != (hash_split(key, heldout_fraction, ROUTER_SALT) == "train"):
                 continue
             if part in ("calibration", "report") and \
                     ("calibration" if hash_split(key, 0.5, CALIBRATION_SALT) == "train" else "report") != part:

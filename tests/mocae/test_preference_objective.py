@@ -200,6 +200,12 @@ def test_pairs_split_limit_and_exclusions(tmp_path):
         preference_pairs(src, ["helpful"], "train", **kw)
     ex = pair_routing_examples(src, ["helpful", "harmless"], "calibration", heldout_fraction=0.3, per_axis_limit=None)
     assert ex and all(e.label == 1 for e in ex)
+    # part="test": the dataset's test half, whole, disjoint from every part a router trains or calibrates on
+    test = preference_pairs(src, ["harmless"], "test", **kw)
+    assert test.pairs and all(hash_split(p.key) == "test" for p in test.pairs)
+    assert len(test.pairs) + len(train.pairs) + len(held.pairs) == 60
+    with pytest.raises(AxialError, match="no test half"):
+        preference_pairs(["builtin:harmless"], ["harmless"], "test")
 
 
 def test_reference_cache_resumes_and_is_keyed_by_settings(tmp_path, axis_pairs):
