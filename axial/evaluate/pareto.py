@@ -347,7 +347,9 @@ def summarise(points: Sequence[Point], axes: Sequence[str], cfg: ParetoConfig) -
     full = np.arange(n)
     hv_h, hv_l = stats(full)
     rng = np.random.default_rng(cfg.seed)
-    boots = np.array([stats(rng.integers(0, n, n)) for _ in range(cfg.bootstrap_resamples)])
+    # One set of resampled item indices for the hypervolumes and the per-preference differences (paired).
+    draws = [rng.integers(0, n, n) for _ in range(cfg.bootstrap_resamples)]
+    boots = np.array([stats(d) for d in draws])
 
     def ci(values):
         return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
@@ -370,7 +372,27 @@ def summarise(points: Sequence[Point], axes: Sequence[str], cfg: ParetoConfig) -
         result["hypervolume"]["hoe_minus_linear"] = {"estimate": hv_h - hv_l, "ci95": ci(boots[:, 0] - boots[:, 1])}
         result["hoe_dominates_linear"] = {"count": k, "n": len(dom), "fraction": k / len(dom),
                                           "ci95": list(wilson(k, len(dom)))}
+        result["per_preference"] = [_paired_row(h, lbl, arr, axes, draws, ci) for h, lbl in pairs if lbl in arr]
+        sig = sum(r["gain_without_loss"] for r in result["per_preference"])
+        result["hoe_gains_without_loss"] = {"count": sig, "n": len(dom), "fraction": sig / len(dom),
+                                            "ci95": list(wilson(sig, len(dom)))}
     return result
+
+
+def _paired_row(hoe: str, linear: str, arr: dict, axes: Sequence[str], draws, ci) -> dict:
+    """HoE minus linear interpolation at one preference, per axis, with a paired bootstrap CI over items.
+
+    `dominates`: HoE's means are >= on every axis and > on one (what the headline count uses).
+    `gain_without_loss`: the stricter reading, some axis' CI lies above 0 and none lies below 0.
+    `identical`: both produced the same scores on every item (e.g. a vertex, where both are the one expert).
+    """
+    d = arr[hoe] - arr[linear]  # [A, n]
+    boot = np.stack([d[:, idx].mean(axis=1) for idx in draws])  # [B, A]
+    diff = {a: {"estimate": float(d[i].mean()), "ci95": ci(boot[:, i])} for i, a in enumerate(axes)}
+    return {"hoe": hoe, "linear": linear, "diff": diff, "identical": bool(not d.any()),
+            "dominates": dominates(arr[hoe].mean(1), arr[linear].mean(1)),
+            "gain_without_loss": bool(any(v["ci95"][0] > 0 for v in diff.values())
+                                      and not any(v["ci95"][1] < 0 for v in diff.values()))}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -399,6 +421,17 @@ def write_pareto_report(report: dict, points: Sequence[Point], axes: Sequence[st
         d = report["hoe_dominates_linear"]
         lines += ["", f"HoE dominates linear interpolation at {d['count']} of {d['n']} preferences "
                       f"({d['fraction']:.0%}, Wilson 95% CI [{d['ci95'][0]:.0%}, {d['ci95'][1]:.0%}])."]
+    if "per_preference" in report:
+        g = report["hoe_gains_without_loss"]
+        lines += [f"HoE is better on some axis (paired 95% CI above 0) and worse on none (no CI below 0) at "
+                  f"{g['count']} of {g['n']} preferences.", "",
+                  "| preference | " + " | ".join(f"HoE − linear: {a} [95% CI]" for a in axes)
+                  + " | dominates | gain without loss |", "|---|" + "---|" * (len(axes) + 2)]
+        for r in report["per_preference"]:
+            cells = [f"{v['estimate']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]" for v in r["diff"].values()]
+            lines.append(f"| {r['hoe'].removeprefix('hoe ')} | " + " | ".join(cells) + " | "
+                         + ("identical (same weights)" if r["identical"] else "yes" if r["dominates"] else "no")
+                         + f" | {'yes' if r['gain_without_loss'] else 'no'} |")
     for axis, j in report.get("judges", {}).items():
         lines.append(f"- {axis}: judge {j.get('name')} ({j.get('kind')})"
                      + (" — WEAK JUDGE (the embedded model): indicative only" if j.get("weak") else ""))

@@ -86,6 +86,15 @@ def test_pareto_sweep_reports_hypervolume_and_dominance(mixture, tmp_path):
     assert hv["hoe_minus_linear"]["ci95"][0] > 0
     d = report["hoe_dominates_linear"]
     assert d["n"] == 15 and 0 < d["count"] < 15  # only where the merged anchor is used
+    rows = {r["hoe"]: r for r in report["per_preference"]}
+    assert len(rows) == 15 and sum(r["dominates"] for r in rows.values()) == d["count"]
+    # a vertex: HoE and linear are the same expert, so every difference is exactly 0
+    vertex = rows[next(h for h in rows if "helpful=1" in h and "harmless" not in h)]
+    assert vertex["identical"] and not vertex["dominates"] and not vertex["gain_without_loss"]
+    assert all(v["estimate"] == 0 and v["ci95"] == [0, 0] for v in vertex["diff"].values())
+    # where the merged anchor helps both of its axes by far more than the noise, the gain is significant
+    assert report["hoe_gains_without_loss"]["count"] >= 1
+    assert "gain without loss" in (tmp_path / "pareto.md").read_text()
     for name in ("pareto.json", "pareto.md", "pareto.png", "pareto_config.json", "points.jsonl"):
         assert (tmp_path / name).exists()
     distinct = {tuple(round(v, 9) for v in w) for w in calls}
