@@ -259,13 +259,17 @@ def check_base(recorded: dict | None, model: nn.Module, *, what: str, allow: boo
     if same is not False:
         return
     live = getattr(model, "axial_source", None) or {"spec": getattr(model, "axial_spec", None) or "this model"}
-    message = (f"{what} was made on base {describe(recorded)}, not on the model it is applied to "
-               f"({describe(live)}): {why}")
+    refuse_or_warn(f"{what} was made on base {describe(recorded)}, not on the model it is applied to "
+                   f"({describe(live)}): {why}", allow, hint=f"Load that base (--model {_suggest(recorded)}), or")
+
+
+def refuse_or_warn(message: str, allow: bool, *, hint: str = "Or") -> None:
+    """The one policy for a base mismatch: an error naming the override, or (allowed) a loud warning."""
     if allow or allowed_by_env():
         log.warning("BASE MISMATCH (allowed): %s. Its outputs are not what was trained or measured.", message)
         return
-    raise AxialError(f"{message}. Load that base (--model {_suggest(recorded)}), or override with "
-                     f"allow_base_mismatch=True / `axial --allow-base-mismatch ...` / {ALLOW_ENV}=1")
+    raise AxialError(f"{message}. {hint} override with allow_base_mismatch=True / `axial --allow-base-mismatch "
+                     f"...` / {ALLOW_ENV}=1")
 
 
 def _suggest(ref: dict) -> str:

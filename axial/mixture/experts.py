@@ -231,18 +231,14 @@ def load_experts(items: Iterable[str | Path | Expert | ExpertSet], names: Sequen
 
 
 def _check_same_base(experts: Sequence[Expert], allow: bool) -> None:
-    from axial.baseref import ALLOW_ENV, allowed_by_env, describe, same_recorded_base
+    from axial.baseref import describe, refuse_or_warn, same_recorded_base
 
     recorded = [e for e in experts if e.base]
     for other in recorded[1:]:
         if same_recorded_base(recorded[0].base, other.base) is False:
-            message = (f"experts '{recorded[0].name}' ({recorded[0].source}) and '{other.name}' ({other.source}) "
-                       f"were made on different bases: {describe(recorded[0].base)} vs {describe(other.base)}")
-            if allow or allowed_by_env():
-                log.warning("BASE MISMATCH (allowed): %s", message)
-                continue
-            raise AxialError(f"{message}; override with allow_base_mismatch=True / `axial --allow-base-mismatch` "
-                             f"/ {ALLOW_ENV}=1")
+            refuse_or_warn(f"experts '{recorded[0].name}' ({recorded[0].source}) and '{other.name}' ({other.source}) "
+                           f"were made on different bases: {describe(recorded[0].base)} vs {describe(other.base)}",
+                           allow)
 
 
 def truncated_lora(delta: torch.Tensor, rank: int) -> tuple[LoraFactors, float]:
