@@ -98,8 +98,14 @@ def main() -> None:
 
     store = out / (f"pair_scores.shard{shard[0]}.jsonl" if shard else "pair_scores.jsonl")
     ids = [p.id for p in pairs]
-    done = {r["source"]: r for f in sorted(out.glob("pair_scores*.jsonl")) for r in read_jsonl_resumable(f)
-            if r and r.get("pair_ids") == ids}
+    done = {}
+    for f in sorted(out.glob("pair_scores*.jsonl")):
+        for r in read_jsonl_resumable(f):
+            # A run with a larger --n scored a superset of these pairs (hash order): reuse its rows.
+            pos = {pid: i for i, pid in enumerate(r.get("pair_ids", []))} if r else {}
+            if r and all(i in pos for i in ids):
+                done[r["source"]] = {"source": r["source"], "pair_ids": ids, "seconds": r.get("seconds"),
+                                     **{k: [r[k][pos[i]] for i in ids] for k in ("margin", "loss")}}
 
     class ShardDone(Exception):
         pass

@@ -4,6 +4,11 @@ PEFT keeps one module per adapter and loops over them (time grows with K; peft#2
 adapters with A/B cross terms (peft#3004). Here all K experts sit in one A_cat [K*r, in] and one
 B_cat [out, K*r] (scaling folded into B), and the weights multiply the K*r intermediate activations:
 exact output-level mixing, cost independent of K beyond the matmul width.
+
+On CPU with a half-precision model, the LoRA factors are kept in fp32 and inputs of at most SMALL_ROWS rows
+(decoding: one token per sequence) take the LoRA path in fp32: matmuls as narrow as K*r columns run ~3x slower
+in bf16 than in fp32 there (benchmarks/results/routing/speed_cpu.md); wide inputs (prefill, training) cast the
+factors to the model's dtype, where bf16 is the faster choice.
 """
 
 from __future__ import annotations
@@ -23,9 +28,33 @@ class RoutingState:
     """
 
     def __init__(self):
+        self._columns: dict[tuple, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self.weights: torch.Tensor | None = None
         self.routed = False
         self.gates: dict[int, torch.Tensor] = {}
+
+    @property
+    def weights(self) -> torch.Tensor | None:
+        return self._weights
+
+    @weights.setter
+    def weights(self, value: torch.Tensor | None) -> None:
+        self._weights = value
+        self._columns.clear()  # even if `value` is the tensor set before, changed through .data
+
+    def columns(self, g: torch.Tensor, layer_idx: int | None, r: int, dtype: torch.dtype) -> torch.Tensor:
+        """g's expert weights repeated over each expert's r columns, in `dtype`: computed once per weights
+        tensor and shared by every MixtureLinear of a layer (7 modules per block read the same gates)."""
+        key = (layer_idx, r, dtype)
+        hit = self._columns.get(key)
+        # Identity (the cache holds g, so a new tensor is never `g`) and version (g changed in place; inference
+        # tensors keep no version, but routers make a new gate tensor per call and setting weights clears).
+        version = -1 if g.is_inference() else g._version
+        if hit is not None and hit[0] is g and hit[1] == version:
+            return hit[2]
+        cols = g.to(dtype=dtype).repeat_interleave(r, dim=-1)
+        self._columns[key] = (g, version, cols)
+        return cols
 
     def weights_for(self, layer_idx: int | None) -> torch.Tensor | None:
         if not self.routed:
@@ -34,6 +63,9 @@ class RoutingState:
             raise AxialError("a router is set, but this mixture module is outside the decoder layers, where no "
                              "hidden state is routed; restrict target_modules to the decoder layers")
         return self.gates[layer_idx]
+
+
+SMALL_ROWS = 16
 
 
 class MixtureLinear(nn.Module):
@@ -49,9 +81,10 @@ class MixtureLinear(nn.Module):
             raise AxialError(f"module '{name}': experts have shape [{B_cat.shape[0]}x{A_cat.shape[1]}], "
                              f"the base linear [{base_layer.out_features}x{base_layer.in_features}]")
         scale_cols = scaling.float().repeat_interleave(r_max)
+        store = torch.float32 if w.device.type == "cpu" and w.dtype in (torch.bfloat16, torch.float16) else w.dtype
         # Non-persistent: the model's state_dict (and save_pretrained) stays the base model's.
-        self.register_buffer("lora_A", A_cat.to(device=w.device, dtype=w.dtype), persistent=False)
-        self.register_buffer("lora_B", (B_cat.float() * scale_cols).to(device=w.device, dtype=w.dtype),
+        self.register_buffer("lora_A", A_cat.to(device=w.device, dtype=store), persistent=False)
+        self.register_buffer("lora_B", (B_cat.float() * scale_cols).to(device=w.device, dtype=store),
                              persistent=False)
         self.num_experts, self.r_max, self.layer_idx, self.name = k, r_max, layer_idx, name
         # Not a Module attribute: the state is shared by every MixtureLinear of the model.
@@ -62,12 +95,16 @@ class MixtureLinear(nn.Module):
         g = self.state.weights_for(self.layer_idx)
         if g is None:
             return y
-        h = F.linear(x, self.lora_A)  # [..., K*r]
+        small = x.numel() <= SMALL_ROWS * x.shape[-1]
+        dtype = self.lora_A.dtype if small and x.device.type == "cpu" else y.dtype
+        A, B = self.lora_A.to(dtype), self.lora_B.to(dtype)  # no-ops unless prefill casts fp32 factors
+        h = F.linear(x.to(dtype), A)  # [..., K*r]
         lead = h.shape[:-1]
-        cols = g.to(dtype=h.dtype).repeat_interleave(self.r_max, dim=-1)  # each expert's weight over its r columns
-        B = self.lora_B
-        if g.dim() == 1:
-            B = B * cols  # global weights fold into B ([out, K*r]): cheaper than scaling every row of h
+        cols = self.state.columns(g, self.layer_idx, self.r_max, dtype)  # each expert's weight over its r columns
+        if g.dim() == 1 and small:
+            h = h * cols
+        elif g.dim() == 1:
+            B = B * cols  # global weights fold into B ([out, K*r]): cheaper than scaling every row of wide h
         elif g.dim() == 2:  # per row: [B, K] -> [B, 1.., K*r]
             if g.shape[0] != lead[0]:
                 raise AxialError(f"mixture weights have {g.shape[0]} rows but the batch has {lead[0]}; per-row "
@@ -78,6 +115,8 @@ class MixtureLinear(nn.Module):
                 raise AxialError(f"per-token mixture weights have shape {list(g.shape)}, the activations "
                                  f"{list(lead)} x K={self.num_experts}")
             h = h * cols
+        if dtype != y.dtype:
+            return y.add_(F.linear(h, B))  # few rows: the fp32 update, rounded once into y
         if y.is_contiguous():
             # y += h B^T as one in-place addmm: a separate full-size add costs as much as the LoRA matmuls on a
             # CPU with fast bf16 matmuls. Safe for autograd: the base linear does not keep its output.

@@ -246,3 +246,53 @@ def test_gradients_through_weights_and_input_are_exact(shape):
 def test_attach_accepts_a_single_folder(adapters):
     mix = Mixture.attach(fresh(), str(adapters[0]))
     assert mix.expert_names == ["helpful"]
+
+
+@pytest.mark.parametrize("shape", [(3,), (4, 3), (4, 1, 3)])
+def test_half_precision_on_cpu_decodes_the_lora_path_in_fp32(shape):
+    """bf16 on CPU: few rows (decoding) take the LoRA path in fp32, many rows (prefill) in bf16; both agree with
+    an fp32 reference to bf16 accuracy, and the few-row path is the closer one."""
+    from axial.mixture.layer import SMALL_ROWS, RoutingState
+
+    torch.manual_seed(0)
+    base32 = torch.nn.Linear(64, 48)
+    A, B = torch.randn(3 * 4, 64) * 0.3, torch.randn(48, 3 * 4) * 0.3
+    scaling = torch.tensor([1.0, 0.5, 2.0])
+    g = torch.rand(*shape)
+    state32, state16 = RoutingState(), RoutingState()
+    ref = MixtureLinear(base32, A, B, scaling, 4, state32, None)
+    base16 = torch.nn.Linear(64, 48).to(torch.bfloat16)
+    base16.load_state_dict({k: v.to(torch.bfloat16) for k, v in base32.state_dict().items()})
+    half = MixtureLinear(base16, A, B, scaling, 4, state16, None)
+    assert half.lora_A.dtype == torch.float32  # the factors stay fp32 on CPU
+    x = torch.randn(4, 1, 64).to(torch.bfloat16)  # 4 rows: the decoding path
+    wide = torch.cat([x, torch.randn(4, SMALL_ROWS, 64).to(torch.bfloat16)], dim=1)  # 4 x 17 rows: prefill path
+    state32.weights = g
+    state16.weights = g
+    small_out = half(x)
+    assert small_out.dtype == torch.bfloat16
+    want = ref(x.float())
+    if len(shape) == 3:  # per-token weights must match the tokens: widen them for the prefill input
+        gw = torch.cat([g, torch.rand(4, SMALL_ROWS, 3)], dim=1)
+        state16.weights, state32.weights = gw, gw
+    wide_out = half(wide)[:, :1]
+    err_small = (small_out.float() - want).abs().max()
+    err_wide = (wide_out.float() - want).abs().max()
+    scale = want.abs().max()
+    assert err_small <= 0.01 * scale and err_wide <= 0.02 * scale
+    assert err_small <= err_wide
+
+
+def test_weight_columns_are_cached_per_tensor_and_cleared_when_weights_are_set():
+    from axial.mixture.layer import RoutingState
+
+    state = RoutingState()
+    g = torch.tensor([1.0, 2.0])
+    state.weights = g
+    first = state.columns(g, 0, 2, torch.float32)
+    assert state.columns(g, 0, 2, torch.float32) is first  # shared by the modules of a layer
+    g.mul_(2)  # in place: the version changes
+    assert state.columns(g, 0, 2, torch.float32).tolist() == [2.0, 2.0, 4.0, 4.0]
+    g.data.fill_(1.0)  # through .data: no version bump, but setting the weights again clears the cache
+    state.weights = g
+    assert state.columns(g, 0, 2, torch.float32).tolist() == [1.0, 1.0, 1.0, 1.0]
