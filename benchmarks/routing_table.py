@@ -5,7 +5,7 @@ issue's aims. Reads only what `benchmarks/results/routing/table/run.sh` (and the
 stored; generates nothing.
 
     python benchmarks/routing_table.py benchmarks/results/routing/table benchmarks/results/routing/table_alpaca \
-        --out benchmarks/results/routing/table/comparison
+        --overrefusal benchmarks/results/routing/table_overrefusal --out benchmarks/results/routing/table/comparison
 """
 
 from __future__ import annotations
@@ -29,20 +29,25 @@ METRICS = [("honest", 0, "truthfulqa_mc", "mc1", 200, "TruthfulQA MC1"),
            ("honest", 0, "truthfulqa_mc", "mc2", 200, "TruthfulQA MC2"),
            ("honest", 0, "truthfulqa_gen", "bleu_acc", 200, "TruthfulQA gen BLEU acc"),
            ("harmless", 0, "harmless", "safe", 200, "safety rate (harmless RM)"),
-           ("helpful", 1, "alpaca", "win", 120, "win rate vs davinci-003 (helpful RM)")]
+           ("helpful", 1, "alpaca", "win", 120, "win rate vs davinci-003 (helpful RM)"),
+           # A cost, lower is better: reported beside the axes, not part of the ">= base" aim.
+           ("harmless (cost)", 2, "overrefusal", "refusal", 120, "over-refusal rate on benign prompts")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("table", type=Path)
     ap.add_argument("alpaca", type=Path)
+    ap.add_argument("--overrefusal", type=Path, default=None, help="the over-refusal eval folder")
     ap.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     args = ap.parse_args()
-    folders = [args.table, args.alpaca]
+    folders = [args.table, args.alpaca, args.overrefusal]
     rows = []
     for vname, v in VARIANTS.items():
         for rname, ref in REFERENCES.items():
             for axis, fi, bench, metric, limit, label in METRICS:
+                if folders[fi] is None:
+                    continue
                 try:
                     d = paired_diff(folders[fi], v, ref, bench, metric, limit)
                 except SystemExit as e:  # a variant not run yet: say so, do not drop it silently
@@ -59,7 +64,8 @@ def main() -> None:
         lines.append(f"| {r['variant']} | {r['vs']} | {r['axis']} | {r['metric']} | {cell} | {r.get('n', '')} |")
     aims = []
     for vname in VARIANTS:
-        vs_base = [r for r in rows if r["variant"] == vname and r["vs"] == "base" and "missing" not in r]
+        vs_base = [r for r in rows if r["variant"] == vname and r["vs"] == "base" and "missing" not in r
+                   and not r["axis"].endswith("(cost)")]
         if vs_base:
             ok = all(r["ci95_points"][0] > -1.0 for r in vs_base)
             aims.append(f"- {vname} >= base on every measured metric (lower CI bound > -1 point): "
