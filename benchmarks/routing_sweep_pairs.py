@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--data-root", default=str(DATA))
+    ap.add_argument("--extra", action="append", default=[], help="another source (e.g. mocae:DIR) scored on the "
+                                                                   "same pairs, reported beside the sweep (extras.md)")
     ap.add_argument("--shard", default=None, help="K/N: score only every N-th distinct source from the K-th and "
                                                   "stop (0/0: only fill the base log-probs)")
     args = ap.parse_args()
@@ -134,6 +136,7 @@ def main() -> None:
     report_dir = out / args.metric
     judge = {"name": f"held-out labelled pairs, {args.metric} vs the frozen base", "kind": "labels",
              "pairs": {a: SOURCES[a] for a in axes}, "beta": beta}
+    report_points: dict = {}
     try:
         report = pareto(mixture, axes, score,
                         ParetoConfig(points_per_edge=args.points_per_edge, bootstrap_resamples=args.bootstrap),
@@ -142,10 +145,43 @@ def main() -> None:
         print(f"shard {args.shard} scored; run without --shard for the report")
         return
     atomic_write_json(report_dir / "pairs.json", pair_set.describe())
+    if args.extra:
+        from axial.sources import parse_source
+
+        report_points.update({r["label"]: r["scores"] for r in read_jsonl_resumable(report_dir / "points.jsonl")})
+        extras = [parse_source(e) for e in args.extra]
+        scored = score(extras)
+        refs = {pt["label"]: pt for pt in report["points"] if pt["kind"] in ("base", "uniform", "expert")}
+        write_extras(report_dir, axes, {s.spec(): sc for s, sc in zip(extras, scored, strict=True)},
+                     {label: report_points[label] for label in refs}, args.metric)
     hv = report["hypervolume"]
     print(f"{report['n_items']} pairs per axis x {report['distinct_outputs_scored']} distinct sources; HV hoe "
           f"{hv['hoe']['estimate']:.4g}, linear {hv['linear']['estimate']:.4g}, diff "
           f"{json.dumps(hv['hoe_minus_linear'])}; dominance {report['hoe_dominates_linear']}")
+
+
+def write_extras(out: Path, axes: list[str], extras: dict, refs: dict, metric: str) -> None:
+    """Each extra source per axis (mean, 95% CI) and paired differences vs the uniform merge and base."""
+    import numpy as np
+
+    from axial.io import atomic_write_text
+    from axial.stats import bootstrap_ci, paired_bootstrap_diff
+
+    rows, lines = [], [f"# Other sources on the sweep's held-out pairs ({metric}, per axis)", "",
+                       "| source | " + " | ".join(axes) + " | " + " | ".join(f"{a} − uniform" for a in axes) + " |",
+                       "|---|" + "---|" * (2 * len(axes))]
+    for label, sc in {**refs, **extras}.items():
+        cells = {a: bootstrap_ci(np.array(sc[a])) for a in axes}
+        diffs = {a: paired_bootstrap_diff(np.array(refs["uniform"][a]), np.array(sc[a])) for a in axes}
+        rows.append({"source": label, "per_axis": cells, "minus_uniform": diffs})
+        lines.append(f"| {label} | " + " | ".join(f"{c['value']:.3f} [{c['ci95'][0]:.3f}, {c['ci95'][1]:.3f}]"
+                                                 for c in cells.values()) + " | "
+                     + " | ".join(f"{d['value']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+                                  for d in diffs.values()) + " |")
+    atomic_write_json(out / "extras.json", {"metric": metric, "n": len(next(iter(refs.values()))[axes[0]]),
+                                            "rows": rows})
+    atomic_write_text(out / "extras.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

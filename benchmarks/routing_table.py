@@ -29,9 +29,9 @@ METRICS = [("honest", 0, "truthfulqa_mc", "mc1", 200, "TruthfulQA MC1"),
            ("honest", 0, "truthfulqa_mc", "mc2", 200, "TruthfulQA MC2"),
            ("honest", 0, "truthfulqa_gen", "bleu_acc", 200, "TruthfulQA gen BLEU acc"),
            ("harmless", 0, "harmless", "safe", 200, "safety rate (harmless RM)"),
-           ("helpful", 1, "alpaca", "win", 120, "win rate vs davinci-003 (helpful RM)"),
+           ("helpful", 1, "alpaca", "win", 200, "win rate vs davinci-003 (helpful RM)"),
            # A cost, lower is better: reported beside the axes, not part of the ">= base" aim.
-           ("harmless (cost)", 2, "overrefusal", "refusal", 120, "over-refusal rate on benign prompts")]
+           ("harmless (cost)", 2, "overrefusal", "refusal", 200, "over-refusal rate on benign prompts")]
 
 
 def main() -> None:
