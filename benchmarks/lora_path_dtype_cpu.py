@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from axial.io import atomic_write_json, atomic_write_text
+from axial.mixture import layer as layer_mod
 from axial.mixture.layer import MixtureLinear, RoutingState
 
 SHAPES = {"q_proj / o_proj (576 -> 576)": (576, 576), "gate_proj / up_proj (576 -> 1536)": (576, 1536),
@@ -34,36 +35,41 @@ def timed(fn, calls: int) -> float:
 
 
 def measure(i: int, o: int, b: int, t: int, rounds: int) -> dict[str, float]:
-    """Median µs per call of the bare bf16 base linear and of base + LoRA path in bf16 / fp32."""
+    """Median µs per call of the bare bf16 base linear and of the MixtureLinear with its LoRA path in bf16 /
+    fp32 (the layer's own forward; the dtype forced through its factors' dtype and SMALL_ROWS)."""
+    torch.manual_seed(0)
     base = torch.nn.Linear(i, o, bias=False).to(torch.bfloat16)
     layer = MixtureLinear(base, torch.randn(24, i) * 0.02, torch.randn(o, 24) * 0.02, torch.ones(3), 8,
                           RoutingState(), None)
-    x = torch.randn(b, t, i).to(torch.bfloat16)
     layer.state.weights = torch.rand(b, 3)
+    x = torch.randn(b, t, i).to(torch.bfloat16)
+    fp32 = (layer.lora_A, layer.lora_B)
+    bf16 = (layer.lora_A.to(torch.bfloat16), layer.lora_B.to(torch.bfloat16))
+    default_rows = layer_mod.SMALL_ROWS
+
+    def use(factors, small_rows):
+        # bf16 factors: the LoRA path runs in bf16 at any size; fp32 factors with every input "small": in fp32.
+        def setup():
+            layer.lora_A, layer.lora_B = factors
+            layer_mod.SMALL_ROWS = small_rows
+        return setup
+
+    variants = {"base linear": (use(fp32, default_rows), lambda: base(x)),
+                "LoRA path bf16": (use(bf16, default_rows), lambda: layer(x)),
+                "LoRA path fp32": (use(fp32, b * t), lambda: layer(x))}
     calls = 400 if t == 1 else 20
-
-    def lora(dtype):
-        A, B = layer.lora_A.to(dtype), layer.lora_B.to(dtype)
-        cols = layer.state.columns(layer.state.weights, None, 8, dtype).view(b, 1, -1)
-
-        def run():
-            y = base(x)
-            h = torch.nn.functional.linear(x.to(dtype), A) * cols
-            if dtype == y.dtype:
-                y.view(-1, o).addmm_(h.reshape(-1, 24), B.t())
-            else:
-                y.add_(torch.nn.functional.linear(h, B))
-        return run
-
-    variants = {"base linear": lambda: base(x), "LoRA path bf16": lora(torch.bfloat16),
-                "LoRA path fp32": lora(torch.float32)}
     times: dict[str, list[float]] = {k: [] for k in variants}
-    with torch.no_grad():
-        for fn in variants.values():
-            timed(fn, 10)  # warm-up
-        for _ in range(rounds):
-            for k, fn in variants.items():
-                times[k].append(timed(fn, calls))
+    try:
+        with torch.no_grad():
+            for setup, fn in variants.values():
+                setup()
+                timed(fn, 10)  # warm-up
+            for _ in range(rounds):
+                for k, (setup, fn) in variants.items():
+                    setup()
+                    times[k].append(timed(fn, calls))
+    finally:
+        layer_mod.SMALL_ROWS = default_rows
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -72,7 +78,6 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
-    torch.manual_seed(0)
     results = []
     for shape_name, (i, o) in SHAPES.items():
         for rows_name, (b, t) in ROWS.items():

@@ -136,7 +136,6 @@ def main() -> None:
     report_dir = out / args.metric
     judge = {"name": f"held-out labelled pairs, {args.metric} vs the frozen base", "kind": "labels",
              "pairs": {a: SOURCES[a] for a in axes}, "beta": beta}
-    report_points: dict = {}
     try:
         report = pareto(mixture, axes, score,
                         ParetoConfig(points_per_edge=args.points_per_edge, bootstrap_resamples=args.bootstrap),
@@ -148,12 +147,12 @@ def main() -> None:
     if args.extra:
         from axial.sources import parse_source
 
-        report_points.update({r["label"]: r["scores"] for r in read_jsonl_resumable(report_dir / "points.jsonl")})
         extras = [parse_source(e) for e in args.extra]
-        scored = score(extras)
-        refs = {pt["label"]: pt for pt in report["points"] if pt["kind"] in ("base", "uniform", "expert")}
-        write_extras(report_dir, axes, {s.spec(): sc for s, sc in zip(extras, scored, strict=True)},
-                     {label: report_points[label] for label in refs}, args.metric)
+        kinds = {pt["label"]: pt["kind"] for pt in report["points"]}
+        refs = {r["label"]: r["scores"] for r in read_jsonl_resumable(report_dir / "points.jsonl")
+                if kinds.get(r["label"]) in ("base", "uniform", "expert")}
+        write_extras(report_dir, axes, {s.spec(): sc for s, sc in zip(extras, score(extras), strict=True)}, refs,
+                     args.metric)
     hv = report["hypervolume"]
     print(f"{report['n_items']} pairs per axis x {report['distinct_outputs_scored']} distinct sources; HV hoe "
           f"{hv['hoe']['estimate']:.4g}, linear {hv['linear']['estimate']:.4g}, diff "
@@ -161,7 +160,7 @@ def main() -> None:
 
 
 def write_extras(out: Path, axes: list[str], extras: dict, refs: dict, metric: str) -> None:
-    """Each extra source per axis (mean, 95% CI) and paired differences vs the uniform merge and base."""
+    """Each reference point and extra source per axis (mean, 95% CI) and its paired difference vs uniform."""
     import numpy as np
 
     from axial.io import atomic_write_text

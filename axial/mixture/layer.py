@@ -6,8 +6,8 @@ B_cat [out, K*r] (scaling folded into B), and the weights multiply the K*r inter
 exact output-level mixing, cost independent of K beyond the matmul width.
 
 On CPU with a half-precision model, the LoRA factors are kept in fp32 and inputs of at most SMALL_ROWS rows
-(decoding: one token per sequence) take the LoRA path in fp32, where its cost is ~35% lower than in bf16; wide
-inputs (prefill, training) cast the factors to the model's dtype, where fp32 would cost 2.6-10x more
+(decoding: one token per sequence) take the LoRA path in fp32, where it costs ~25-33% less than in bf16; wide
+inputs (prefill, training) cast the factors to the model's dtype, where fp32 would cost 3-11x more
 (benchmarks/lora_path_dtype_cpu.py -> benchmarks/results/routing/lora_path_dtype_cpu.md).
 """
 
